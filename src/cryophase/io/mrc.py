@@ -1,0 +1,210 @@
+"""MRC stacks (via mrcfile): memory-mapped reading, atomic writing, pixel size in the header.
+
+Particle stacks are ``(N, H, W)``; a single image is ``(1, H, W)``. Float16 (MRC mode 12) is read and converted
+to float32.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import torch
+
+
+class MrcError(ValueError):
+    """A file that is not a readable MRC particle stack."""
+
+
+def _open(path: Path, *, mmap: bool):
+    """Open an MRC file read-only, permissively (many real stacks lack the MAP ID), then check it is sane."""
+    path = Path(path)
+    if not path.exists():
+        raise MrcError(f"{path}: no such file")
+    if path.is_dir():
+        raise MrcError(f"{path}: is a folder, not an MRC file")
+    if not os.access(path, os.R_OK):
+        raise MrcError(f"{path}: not readable (permission denied)")
+    if path.stat().st_size < 1024:
+        raise MrcError(f"{path}: not an MRC file (smaller than the 1024-byte MRC header)")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mrc = (mrcfile.mmap if mmap else mrcfile.open)(path, mode="r", permissive=True)
+    except Exception as exc:  # mrcfile raises ValueError / OSError with variable messages
+        raise MrcError(f"{path}: not a valid MRC file ({exc})") from None
+    problems = [str(w.message) for w in caught if "machine stamp" not in str(w.message)
+                and "Map ID" not in str(w.message)]
+    if mrc.data is None:
+        mrc.close()
+        detail = problems[0] if problems else "no readable data"
+        raise MrcError(f"{path}: not a valid or complete MRC file ({detail})")
+    h = mrc.header
+    if min(int(h.nx), int(h.ny), int(h.nz)) <= 0:
+        mrc.close()
+        raise MrcError(f"{path}: not a valid MRC file (dimensions {int(h.nx)}x{int(h.ny)}x{int(h.nz)})")
+    return mrc
+
+
+def read_header_pixel_size_angstrom(path: str | Path) -> float | None:
+    """Pixel size from the MRC header (voxel_size.x), or ``None`` when the header says 0."""
+    with _open(Path(path), mmap=True) as mrc:
+        value = float(mrc.voxel_size.x)
+    return value if value > 0 else None
+
+
+def looks_like_volume(path: Path, shape: tuple[int, ...], space_group: int) -> bool:
+    """Heuristic: a cubic array that is not named ``.mrcs`` or whose header says volume (space group > 0).
+
+    Header flags alone are unreliable (RELION and cryoSPARC stacks often carry space group 1), so a stack is
+    only called a volume when it is also cubic.
+    """
+    cubic = len(shape) == 3 and shape[0] > 1 and shape[0] == shape[1] == shape[2]
+    return cubic and (space_group != 0 or Path(path).suffix.lower() in (".mrc", ".map", ".rec"))
+
+
+class MrcStack:
+    """A memory-mapped particle stack; slicing returns float32 torch tensors ``(n, H, W)``.
+
+    Peak memory is the slice asked for, not the file.
+    """
+
+    def __init__(self, path: str | Path, *, allow_volume: bool = False):
+        self.path = Path(path)
+        self._mrc = _open(self.path, mmap=True)
+        data = self._mrc.data
+        if data is None:
+            raise MrcError(f"{self.path}: the MRC file holds no data")
+        if data.ndim == 2:
+            data = data[None]
+        if data.ndim != 3:
+            raise MrcError(f"{self.path}: expected a stack of 2D images, got an array of shape {data.shape}")
+        if not allow_volume and looks_like_volume(self.path, data.shape, int(self._mrc.header.ispg)):
+            raise MrcError(
+                f"{self.path}: this looks like a 3D volume ({data.shape[0]}x{data.shape[1]}x{data.shape[2]}), "
+                "not a particle stack; give a .mrcs stack of 2D particle images"
+            )
+        self._data = data
+
+    def __len__(self) -> int:
+        return int(self._data.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self._data.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._data.dtype
+
+    @property
+    def pixel_size_angstrom(self) -> float | None:
+        value = float(self._mrc.voxel_size.x)
+        return value if value > 0 else None
+
+    def read(self, indices) -> torch.Tensor:
+        """Images at ``indices`` (a slice, int array or list) as float32 ``(n, H, W)``."""
+        if isinstance(indices, slice):
+            block = np.asarray(self._data[indices])
+        else:
+            idx = np.asarray(indices, dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+                bad = int(idx.max()) if idx.max() >= len(self) else int(idx.min())
+                raise MrcError(f"{self.path}: image index {bad + 1} is beyond the stack's end ({len(self)} images)")
+            block = np.asarray(self._data[idx])
+        return torch.from_numpy(block.astype(np.float32, copy=True))
+
+    def close(self) -> None:
+        self._mrc.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_stack(path: str | Path) -> tuple[torch.Tensor, float | None]:
+    """Read a whole stack into memory as float32 ``(N, H, W)`` with its header pixel size (or None)."""
+    with MrcStack(path) as stack:
+        return stack.read(slice(None)), stack.pixel_size_angstrom
+
+
+def _atomic_target(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_stack(path: str | Path, images: torch.Tensor | np.ndarray, pixel_size_angstrom: float,
+                *, dtype=np.float32) -> None:
+    """Write ``(N, H, W)`` images as an MRC stack, atomically (temporary file, then rename).
+
+    The header carries the pixel size and marks the file as an image stack (space group 0).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise ValueError(f"write_stack expects (N, H, W) images, got shape {data.shape}")
+    tmp = _atomic_target(path)
+    try:
+        with mrcfile.new(tmp, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(data.astype(dtype, copy=False)))
+            mrc.set_image_stack()
+            mrc.voxel_size = float(pixel_size_angstrom)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+class MrcStackWriter:
+    """Write a stack of known size in chunks, without holding it in memory.
+
+    The file is created at full size in a temporary path, filled chunk by chunk, and renamed into place by
+    :meth:`finalize`. Used by ``simulate`` and ``retrieve`` on large stacks.
+    """
+
+    def __init__(self, path: str | Path, n_images: int, shape: tuple[int, int], pixel_size_angstrom: float,
+                 *, dtype=np.float32, tmp_path: str | Path | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_path = Path(tmp_path) if tmp_path is not None else _atomic_target(self.path)
+        self.n_images = n_images
+        mrc = mrcfile.new_mmap(self.tmp_path, shape=(n_images, *shape), mrc_mode=_mode(dtype), overwrite=True)
+        mrc.set_image_stack()
+        mrc.voxel_size = float(pixel_size_angstrom)
+        self._mrc = mrc
+
+    def write(self, start: int, images: torch.Tensor) -> None:
+        arr = images.detach().cpu().numpy()
+        self._mrc.data[start : start + arr.shape[0]] = arr
+
+    def finalize(self) -> None:
+        self._mrc.update_header_stats()
+        self._mrc.flush()
+        self._mrc.close()
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self) -> None:
+        try:
+            self._mrc.close()
+        finally:
+            if self.tmp_path.exists():
+                self.tmp_path.unlink()
+
+
+def _mode(dtype) -> int:
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return 2
+    if dtype == np.float16:
+        return 12
+    raise ValueError(f"unsupported MRC dtype {dtype}")

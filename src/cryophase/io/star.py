@@ -1,0 +1,300 @@
+"""RELION STAR files: 3.0 (one table, optics per particle) and 3.1 / 4 / 5 (optics and particles tables).
+
+Reading merges the optics group of each particle into one table so that every particle carries its own
+voltage, Cs, amplitude contrast and pixel size. Image names ``index@stack.mrcs`` are resolved relative to the
+STAR file's folder, then to the project root (RELION paths are relative to the project folder).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import starfile
+import torch
+
+from cryophase.io.mrc import MrcError, MrcStack
+from cryophase.physics.optics import Optics
+
+
+class StarError(ValueError):
+    """A STAR file that cannot be used as a particle table."""
+
+
+OPTICS_COLUMNS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
+CTF_COLUMNS = ("rlnDefocusU",)
+
+
+@dataclass
+class ParticleTable:
+    """Particles from a STAR file, each row carrying its optics.
+
+    Attributes
+    ----------
+    particles : DataFrame with one row per particle, optics columns merged in (and ``rlnImagePixelSize``
+        always present).
+    optics : the optics table as read (``None`` for RELION 3.0 files).
+    star_path : where it was read from.
+    project_root : folder against which relative image paths are also tried.
+    other_blocks : any other data blocks in the file, kept so nothing is lost on writing.
+    stack_override : read every image from this stack (by the index in rlnImageName) instead of the stack
+        named in the file, for STAR files whose stacks were moved or renamed.
+    """
+
+    particles: pd.DataFrame
+    optics: pd.DataFrame | None
+    star_path: Path
+    project_root: Path | None = None
+    other_blocks: dict = field(default_factory=dict)
+    stack_override: Path | None = None
+
+    def __len__(self) -> int:
+        return len(self.particles)
+
+    @property
+    def version(self) -> str:
+        return "3.0" if self.optics is None else "3.1"
+
+    def optics_for(self, indices=None, *, dtype=torch.float32) -> Optics:
+        """Per-particle :class:`Optics` for the rows ``indices`` (all rows if None)."""
+        df = self.particles if indices is None else self.particles.iloc[np.asarray(indices)]
+        def col(name, default):
+            return df[name].to_numpy(dtype=np.float64, copy=True) if name in df else np.full(len(df), default, dtype=np.float64)
+        du = col("rlnDefocusU", np.nan)
+        dv = df["rlnDefocusV"].to_numpy(dtype=np.float64, copy=True) if "rlnDefocusV" in df else du
+        return Optics.create(
+            voltage_kv=col("rlnVoltage", np.nan),
+            cs_mm=col("rlnSphericalAberration", np.nan),
+            amplitude_contrast=col("rlnAmplitudeContrast", np.nan),
+            pixel_size_angstrom=col("rlnImagePixelSize", np.nan),
+            defocus_u_angstrom=du,
+            defocus_v_angstrom=dv,
+            defocus_angle_degrees=col("rlnDefocusAngle", 0.0),
+            phase_shift_degrees=col("rlnPhaseShift", 0.0),
+            b_factor_a2=np.zeros(len(df)),
+            batch_size=len(df),
+            dtype=dtype,
+        )
+
+    def image_locations(self) -> tuple[list[Path], np.ndarray]:
+        """Resolve ``rlnImageName`` into (stack path per particle, 0-based index per particle)."""
+        if "rlnImageName" not in self.particles:
+            raise StarError(f"{self.star_path}: the particles table has no rlnImageName column")
+        paths: list[Path] = []
+        indices = np.empty(len(self.particles), dtype=np.int64)
+        cache: dict[str, Path] = {}
+        for i, name in enumerate(self.particles["rlnImageName"].astype(str)):
+            if "@" in name:
+                number, stack = name.split("@", 1)
+                try:
+                    index = int(number) - 1
+                except ValueError:
+                    raise StarError(f"{self.star_path}: bad rlnImageName {name!r} (expected index@stack)") from None
+            else:
+                index, stack = 0, name
+            if index < 0:
+                raise StarError(f"{self.star_path}: bad rlnImageName {name!r}: indices start at 1")
+            if self.stack_override is not None:
+                stack = str(self.stack_override)
+            if stack not in cache:
+                cache[stack] = self._resolve(stack)
+            paths.append(cache[stack])
+            indices[i] = index
+        return paths, indices
+
+    def _resolve(self, stack: str) -> Path:
+        candidates = [Path(stack)] if Path(stack).is_absolute() else []
+        candidates += [self.star_path.parent / stack]
+        if self.project_root is not None:
+            candidates.append(self.project_root / stack)
+        candidates.append(Path.cwd() / stack)
+        # RELION often writes paths relative to the project root, e.g. Extract/job012/...: try parents too.
+        candidates += [parent / stack for parent in self.star_path.resolve().parents[:4]]
+        for c in candidates:
+            if c.exists():
+                return c
+        raise StarError(f"{self.star_path}: particle stack {stack!r} not found (looked next to the STAR file"
+                        + (f" and in {self.project_root}" if self.project_root else "") + ")")
+
+
+def _pixel_size_column(df: pd.DataFrame, where: str) -> pd.Series | None:
+    if "rlnImagePixelSize" in df:
+        return df["rlnImagePixelSize"].astype(float)
+    if "rlnPixelSize" in df:
+        return df["rlnPixelSize"].astype(float)
+    if "rlnMagnification" in df and "rlnDetectorPixelSize" in df:
+        # RELION 3.0: pixel size = detector pixel (um) / magnification.
+        return df["rlnDetectorPixelSize"].astype(float) * 1e4 / df["rlnMagnification"].astype(float)
+    return None
+
+
+def read_particles_star(path: str | Path, *, project_root: str | Path | None = None,
+                        pixel_size_angstrom: float | None = None,
+                        stack: str | Path | None = None) -> ParticleTable:
+    """Read a RELION particles STAR file (3.0, 3.1, 4 or 5).
+
+    Parameters
+    ----------
+    path : the STAR file.
+    project_root : folder that RELION paths are relative to (defaults to trying the STAR file's parents).
+    pixel_size_angstrom : overrides any pixel size in the file (and supplies one when the file has none).
+    stack : read images from this MRC stack instead of the stacks named in rlnImageName.
+
+    Raises
+    ------
+    StarError
+        With a one-line message naming the file and the problem.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise StarError(f"{path}: no such file")
+    if not os.access(path, os.R_OK):
+        raise StarError(f"{path}: not readable (permission denied)")
+    try:
+        blocks = starfile.read(path, always_dict=True)
+    except Exception as exc:
+        raise StarError(f"{path}: not a readable STAR file ({type(exc).__name__}: {exc})") from None
+    if not blocks:
+        raise StarError(f"{path}: no data blocks found")
+    blocks = {k: (v if isinstance(v, pd.DataFrame) else pd.DataFrame([v]) if isinstance(v, dict) else v)
+              for k, v in blocks.items()}
+    optics = blocks.get("optics")
+    if "particles" in blocks:
+        particles_key = "particles"
+    else:
+        candidates = [k for k, v in blocks.items()
+                      if isinstance(v, pd.DataFrame) and "rlnImageName" in v and k != "optics"]
+        if not candidates:
+            raise StarError(f"{path}: no particles table (a data block with rlnImageName) found")
+        particles_key = candidates[0]
+    particles = blocks[particles_key].copy()
+    if not isinstance(particles, pd.DataFrame) or len(particles) == 0:
+        raise StarError(f"{path}: the particles table is empty")
+    if "rlnImageName" not in particles:
+        raise StarError(f"{path}: the particles table has no rlnImageName column")
+    other = {k: v for k, v in blocks.items() if k not in (particles_key, "optics")}
+
+    if optics is not None and "rlnOpticsGroup" in particles:
+        optics = optics.copy()
+        ps = _pixel_size_column(optics, "optics")
+        if ps is not None:
+            optics["rlnImagePixelSize"] = ps
+        keep = [c for c in optics.columns if c not in particles.columns or c == "rlnOpticsGroup"]
+        merged = particles.merge(optics[keep], on="rlnOpticsGroup", how="left", validate="many_to_one")
+        missing_groups = merged[list(OPTICS_COLUMNS)[0]].isna() if OPTICS_COLUMNS[0] in merged else None
+        if missing_groups is not None and missing_groups.any():
+            bad = sorted(set(particles.loc[missing_groups.to_numpy(), "rlnOpticsGroup"].tolist()))
+            raise StarError(f"{path}: particles refer to optics groups {bad} that the optics table lacks")
+        particles = merged
+    else:
+        optics = None
+        ps = _pixel_size_column(particles, "particles")
+        if ps is not None:
+            particles["rlnImagePixelSize"] = ps
+
+    if pixel_size_angstrom is not None:
+        particles["rlnImagePixelSize"] = float(pixel_size_angstrom)
+    missing = [c for c in (*OPTICS_COLUMNS, *CTF_COLUMNS) if c not in particles]
+    if missing:
+        raise StarError(f"{path}: missing required column(s) {', '.join(missing)} (needed for the CTF)")
+    if "rlnImagePixelSize" not in particles:
+        raise StarError(f"{path}: no pixel size (rlnImagePixelSize, or rlnMagnification and "
+                        "rlnDetectorPixelSize); pass --pixel-size")
+    for c in (*OPTICS_COLUMNS, *CTF_COLUMNS, "rlnImagePixelSize"):
+        values = pd.to_numeric(particles[c], errors="coerce")
+        if values.isna().any():
+            raise StarError(f"{path}: column {c} has missing or non-numeric values")
+    return ParticleTable(particles=particles, optics=optics, star_path=path,
+                         project_root=Path(project_root) if project_root else None, other_blocks=other,
+                         stack_override=Path(stack) if stack is not None else None)
+
+
+def write_star(path: str | Path, blocks: dict[str, pd.DataFrame]) -> None:
+    """Write data blocks to a STAR file atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        starfile.write(blocks, tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def optics_table(optics: Optics, image_size: int, *, group_name: str = "opticsGroup1") -> pd.DataFrame:
+    """A one-group RELION 3.1 optics table for images that share voltage, Cs, A and pixel size."""
+    return pd.DataFrame({
+        "rlnOpticsGroup": [1],
+        "rlnOpticsGroupName": [group_name],
+        "rlnAmplitudeContrast": [float(optics.amplitude_contrast[0])],
+        "rlnSphericalAberration": [float(optics.cs_mm[0])],
+        "rlnVoltage": [float(optics.voltage_kv[0])],
+        "rlnImagePixelSize": [float(optics.pixel_size_angstrom[0])],
+        "rlnImageSize": [int(image_size)],
+        "rlnImageDimensionality": [2],
+    })
+
+
+class ParticleImages:
+    """Read the images of a :class:`ParticleTable` in batches, memory-mapped, in table order."""
+
+    def __init__(self, table: ParticleTable):
+        self.table = table
+        self.paths, self.indices = table.image_locations()
+        self._stacks: dict[Path, MrcStack] = {}
+        # Validate counts up front: an index beyond a stack's end is an error before any work is done.
+        by_stack: dict[Path, int] = {}
+        for p, i in zip(self.paths, self.indices):
+            by_stack[p] = max(by_stack.get(p, -1), int(i))
+        shapes = set()
+        for p, max_index in by_stack.items():
+            stack = self._stack(p)
+            if max_index >= len(stack):
+                raise StarError(f"{table.star_path}: image index {max_index + 1} is beyond the end of {p} "
+                                f"({len(stack)} images)")
+            shapes.add(stack.shape[1:])
+        if len(shapes) != 1:
+            raise StarError(f"{table.star_path}: stacks have different box sizes {sorted(shapes)}")
+        self.image_shape: tuple[int, int] = shapes.pop()
+        self.header_pixel_size = next(iter(self._stacks.values())).pixel_size_angstrom
+        self.dtype = next(iter(self._stacks.values())).dtype
+
+    def _stack(self, path: Path) -> MrcStack:
+        if path not in self._stacks:
+            self._stacks[path] = MrcStack(path)
+        return self._stacks[path]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def read(self, rows) -> torch.Tensor:
+        """Images for table rows ``rows`` (array of ints or slice), float32 ``(n, H, W)``."""
+        rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
+        out = torch.empty((len(rows), *self.image_shape), dtype=torch.float32)
+        groups: dict[Path, list[int]] = {}
+        for j, r in enumerate(rows):
+            groups.setdefault(self.paths[r], []).append(j)
+        for p, js in groups.items():
+            js_arr = np.asarray(js)
+            idx = self.indices[rows[js_arr]]
+            order = np.argsort(idx, kind="stable")
+            block = self._stack(p).read(idx[order])
+            out[torch.from_numpy(js_arr[order])] = block
+        return out
+
+    def close(self) -> None:
+        for s in self._stacks.values():
+            s.close()
+        self._stacks.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
