@@ -1,0 +1,1 @@
+"""The ``cryophase`` command line: thin typer shells over library functions."""
