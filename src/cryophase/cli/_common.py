@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import functools
-import json
-import os
-import shutil
-import sys
-import tempfile
-import time
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
-
-import torch
 import typer
 
-from cryophase import __version__
-from cryophase.errors import USER_ERRORS, CryophaseError
+from cryophase.errors import USER_ERRORS
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -49,58 +38,10 @@ def user_errors(fn):
     return wrapper
 
 
-def prepare_output_dir(out: Path, expected_files: list[str], *, overwrite: bool) -> None:
-    """Create ``out``; refuse if it already holds any of ``expected_files`` unless ``overwrite``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CryophaseError(f"{out}: exists and is not a folder")
-    existing = [f for f in expected_files if (out / f).exists()]
-    if existing and not overwrite:
-        raise CryophaseError(f"{out}: already holds results ({', '.join(existing)}); use --overwrite to replace them")
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def _jsonable(value):
-    if is_dataclass(value):
-        return {k: _jsonable(v) for k, v in asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, torch.Tensor):
-        return value.tolist()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def provenance(settings) -> dict:
-    """What every output records: version, command line, settings, time."""
-    return {
-        "cryophase_version": __version__,
-        "command_line": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "settings": _jsonable(settings),
-        "torch_version": torch.__version__,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(_jsonable(data), fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when present; 'cuda' without a GPU is a user error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CryophaseError("--device cuda was given but no CUDA GPU is available")
-    return torch.device(device)
+from cryophase.io.outputs import (  # noqa: E402,F401  (re-exported for commands)
+    _jsonable,
+    prepare_output_dir,
+    provenance,
+    resolve_device,
+    write_json_atomic,
+)

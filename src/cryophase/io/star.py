@@ -267,7 +267,9 @@ class ParticleImages:
 
     def _stack(self, path: Path) -> MrcStack:
         if path not in self._stacks:
-            self._stacks[path] = MrcStack(path)
+            # The metadata names this file as a particle stack (index@stack), so a cubic array is still a stack
+            # (cryoSPARC writes stacks as .mrc and headers are unreliable); indices are checked against it.
+            self._stacks[path] = MrcStack(path, allow_volume=True)
         return self._stacks[path]
 
     def __len__(self) -> int:

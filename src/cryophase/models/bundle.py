@@ -1,0 +1,80 @@
+"""A weights folder: ``vae``, ``denoiser`` and ``regression`` models side by side, each .safetensors + .json.
+
+The JSON of each model also records the grid it was trained on (box size and pixel size) and, for models that
+consume an iterative estimate, the conditioning method, so inference uses exactly what training used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from cryophase.diffusion.schedule import DiffusionConfig
+from cryophase.models.regression import PhaseRegressor, RegressionConfig
+from cryophase.models.unet import UNet, UNetConfig
+from cryophase.models.vae import PhaseVAE, VAEConfig
+from cryophase.models.weights import WeightsError, config_from_dict, load_model, save_model
+
+VAE_NAME = "vae"
+DENOISER_NAME = "denoiser"
+REGRESSION_NAME = "regression"
+
+
+@dataclass
+class ModelGrid:
+    """The image grid a model works on: ``image_size`` pixels square at ``pixel_size_angstrom``."""
+
+    image_size: int
+    pixel_size_angstrom: float
+
+
+def default_weights_folder() -> Path:
+    """The weights shipped with the package (``cryophase/weights/default``)."""
+    return Path(str(resources.files("cryophase") / "weights" / "default"))
+
+
+def resolve_weights_folder(folder: str | Path | None) -> Path:
+    path = default_weights_folder() if folder is None else Path(folder)
+    if folder is None and not (path / f"{DENOISER_NAME}.json").is_file():
+        raise WeightsError(f"{path}: no shipped weights in this installation; train them with "
+                           "`cryophase train vae|ldm|regression` and pass the weights folder")
+    return path
+
+
+def save_vae(folder: Path, vae: PhaseVAE, grid: ModelGrid) -> None:
+    save_model(folder, VAE_NAME, "vae", vae, vae.config, {"grid": asdict(grid)})
+
+
+def load_vae(folder: Path) -> tuple[PhaseVAE, ModelGrid]:
+    vae, meta = load_model(folder, VAE_NAME, "vae", VAEConfig, PhaseVAE)
+    return vae, ModelGrid(**meta["extra"]["grid"])
+
+
+def save_denoiser(folder: Path, denoiser: UNet, diffusion: DiffusionConfig, condition_method: str,
+                  grid: ModelGrid) -> None:
+    save_model(folder, DENOISER_NAME, "denoiser", denoiser, denoiser.config,
+               {"grid": asdict(grid), "diffusion": asdict(diffusion), "condition_method": condition_method})
+
+
+def load_denoiser(folder: Path) -> tuple[UNet, DiffusionConfig, str, ModelGrid]:
+    folder = Path(folder)
+    unet, meta = load_model(folder, DENOISER_NAME, "denoiser", UNetConfig, UNet)
+    extra = meta["extra"]
+    diffusion = config_from_dict(DiffusionConfig, extra["diffusion"], folder / f"{DENOISER_NAME}.json")
+    return unet, diffusion, extra["condition_method"], ModelGrid(**extra["grid"])
+
+
+def save_regressor(folder: Path, regressor: PhaseRegressor, condition_method: str, grid: ModelGrid) -> None:
+    save_model(folder, REGRESSION_NAME, "regression", regressor, regressor.config,
+               {"grid": asdict(grid), "condition_method": condition_method})
+
+
+def load_regressor(folder: Path) -> tuple[PhaseRegressor, str, ModelGrid]:
+    reg, meta = load_model(folder, REGRESSION_NAME, "regression", RegressionConfig, PhaseRegressor)
+    return reg, meta["extra"]["condition_method"], ModelGrid(**meta["extra"]["grid"])
+
+
+def check_same_grid(a: ModelGrid, b: ModelGrid, folder: Path) -> None:
+    if a != b:
+        raise WeightsError(f"{folder}: the VAE was trained on {a} but the denoiser on {b}")

@@ -1,0 +1,112 @@
+"""What the projection methods (``gs``, ``raf``, ``hio``, ``raar``) share: the start, the support, the loop.
+
+Every iterative method starts from the weak-phase Wiener estimate (:mod:`cryophase.retrieval.wiener`) and may
+constrain the phase to a support (0 outside, i.e. ``psi = 1``), either a centred disc of a given diameter or a
+thresholded low-pass copy of the Wiener estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from cryophase.physics.ctf import frequency_grid
+from cryophase.physics.forward import ImagingPhysics
+from cryophase.retrieval.projections import (
+    History,
+    Lens,
+    check_measurement,
+    circular_support,
+    magnitude,
+)
+from cryophase.retrieval.wiener import Wiener
+
+
+def lowpass(image: torch.Tensor, resolution_angstrom: float, pixel_size_angstrom: torch.Tensor) -> torch.Tensor:
+    """Gaussian low-pass whose amplitude is 1/2 at ``1 / resolution_angstrom``, (B, H, W) -> (B, H, W)."""
+    ky, kx = frequency_grid(image.shape[-2:], pixel_size_angstrom.to(image), rfft=True, dtype=image.dtype)
+    k2 = kx**2 + ky**2
+    gain = torch.exp(-math.log(2) * k2 * resolution_angstrom**2)
+    return torch.fft.irfft2(torch.fft.rfft2(image) * gain, s=image.shape[-2:])
+
+
+def threshold_support(phase: torch.Tensor, physics: ImagingPhysics, *, threshold: float,
+                      lowpass_angstrom: float, dilation_px: int) -> torch.Tensor:
+    """Support where the low-passed phase exceeds ``threshold`` times its per-image maximum (above the median),
+    dilated by ``dilation_px`` pixels; bool (B, H, W)."""
+    smooth = lowpass(phase, lowpass_angstrom, physics.optics.pixel_size_angstrom)
+    floor = smooth.flatten(1).median(dim=1).values[:, None, None]
+    peak = smooth.flatten(1).amax(dim=1)[:, None, None]
+    mask = (smooth - floor) > threshold * (peak - floor)
+    if dilation_px > 0:
+        size = 2 * dilation_px + 1
+        mask = torch.nn.functional.max_pool2d(mask[:, None].to(phase.dtype), size, stride=1,
+                                              padding=dilation_px)[:, 0] > 0
+    return mask
+
+
+@dataclass
+class ProjectionSettings:
+    """Options shared by the projection methods (fields of every method's dataclass)."""
+
+    #: Number of iterations.
+    n_iterations: int = 50
+    #: Diameter of a centred circular support in Angstrom; None: no disc.
+    support_diameter_angstrom: float | None = None
+    #: Fraction of the low-passed Wiener phase's maximum that defines the support; None: no thresholded support.
+    support_threshold: float | None = None
+    #: Resolution of the low-pass applied before thresholding, Angstrom.
+    support_lowpass_angstrom: float = 20.0
+    #: Dilation of the thresholded support, pixels.
+    support_dilation_px: int = 2
+
+    def _check_settings(self, method: str) -> None:
+        if self.n_iterations < 1:
+            raise ValueError(f"{method}: n_iterations must be at least 1, got {self.n_iterations}")
+        if self.support_diameter_angstrom is not None and self.support_diameter_angstrom <= 0:
+            raise ValueError(f"{method}: support_diameter_angstrom must be positive")
+        if self.support_threshold is not None and not 0 <= self.support_threshold < 1:
+            raise ValueError(f"{method}: support_threshold must be in [0, 1), got {self.support_threshold}")
+
+
+@dataclass
+class Problem:
+    """A batch ready to iterate on: measurement, physics on its device/dtype, lens, modulus, start, support."""
+
+    measurement: torch.Tensor
+    physics: ImagingPhysics
+    lens: Lens
+    start: torch.Tensor
+    support: torch.Tensor | None
+    history: History
+
+    @property
+    def modulus(self) -> torch.Tensor:
+        """Measured detector modulus ``sqrt(y / N)``, (B, H, W)."""
+        return self.history.modulus
+
+    def record(self, detector_wave: torch.Tensor) -> None:
+        """Append the diagnostics of the complex detector wave ``g`` (B, H, W)."""
+        self.history.record(magnitude(detector_wave))
+
+
+def prepare(measurement: torch.Tensor, physics: ImagingPhysics, settings: ProjectionSettings) -> Problem:
+    """Validate the input, precompute the lens and modulus, and build the Wiener start and the support."""
+    check_measurement(measurement, physics)
+    physics = physics.to(measurement.device, measurement.dtype)
+    start = Wiener().phase(measurement, physics)
+    support = None
+    if settings.support_diameter_angstrom is not None:
+        support = circular_support(measurement.shape[-2:], settings.support_diameter_angstrom, physics,
+                                   device=measurement.device)
+    if settings.support_threshold is not None:
+        found = threshold_support(start, physics, threshold=settings.support_threshold,
+                                  lowpass_angstrom=settings.support_lowpass_angstrom,
+                                  dilation_px=settings.support_dilation_px)
+        support = found if support is None else support & found
+    if support is not None:
+        start = start * support
+    lens = Lens.from_physics(physics, measurement.shape[-2:], dtype=measurement.dtype, device=measurement.device)
+    return Problem(measurement, physics, lens, start, support, History(measurement, physics))

@@ -1,0 +1,110 @@
+"""``ldm``: the latent conditional diffusion model (the paper's method) as a reconstructor.
+
+For each batch: run the conditioning method (``raf`` by default, the one the weights were trained with), move the
+result to the model's grid (Fourier rescale, centre crop/pad), encode, sample in latent space, decode, and map the
+mean (and, with ``samples > 1``, the per-pixel standard deviation) back to the input's grid and pixel size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from cryophase.models.bundle import check_same_grid, load_denoiser, load_vae, resolve_weights_folder
+from cryophase.models.grid import from_model_grid, to_model_grid
+from cryophase.physics.forward import ImagingPhysics
+from cryophase.pipeline import Guidance, LatentPhasePipeline
+from cryophase.retrieval.base import RetrievalResult, get_method, register
+
+
+def uniform_pixel_groups(physics: ImagingPhysics) -> dict[float, torch.Tensor]:
+    """Image indices grouped by pixel size (models work on one grid at a time)."""
+    sizes = physics.optics.pixel_size_angstrom
+    return {float(p): torch.nonzero(sizes == p).reshape(-1) for p in torch.unique(sizes)}
+
+
+def model_grid_physics(physics: ImagingPhysics, pixel_size_angstrom: float) -> ImagingPhysics:
+    """The same optics and dose on the model's pixel size."""
+    optics = physics.optics.replace(pixel_size_angstrom=torch.full_like(physics.optics.pixel_size_angstrom,
+                                                                        pixel_size_angstrom))
+    return ImagingPhysics(optics, physics.dose_e_per_a2)
+
+
+@register("ldm")
+@dataclass
+class LatentDiffusionReconstructor:
+    """Options of the ``ldm`` reconstructor.
+
+    Attributes
+    ----------
+    weights : folder with vae/denoiser .safetensors + .json; None uses the weights shipped with the package.
+    condition_method : the iterative method whose result conditions the model; None uses the one the weights
+        were trained with (a different one is refused).
+    n_steps : sampler steps.
+    sampler : "ddim" or "dpm-solver".
+    samples : K samples per particle; K > 1 also returns the per-pixel standard deviation.
+    guidance_scale : measurement-consistency (DPS) step size; 0 disables it.
+    batch_size : particles per network batch.
+    """
+
+    weights: Path | None = None
+    condition_method: str | None = None
+    n_steps: int = 20
+    sampler: str = "ddim"
+    samples: int = 1
+    guidance_scale: float = 0.0
+    batch_size: int = 64
+    name: ClassVar[str] = "ldm"
+
+    def __post_init__(self):
+        folder = resolve_weights_folder(self.weights)
+        vae, vae_grid = load_vae(folder)
+        denoiser, diffusion, trained_condition, self.grid = load_denoiser(folder)
+        check_same_grid(vae_grid, self.grid, folder)
+        if self.condition_method is not None and self.condition_method != trained_condition:
+            raise ValueError(f"{folder}: the model was trained on {trained_condition!r} results; "
+                             f"condition_method={self.condition_method!r} would not match")
+        self.condition_method = trained_condition
+        self.pipeline = LatentPhasePipeline(vae, denoiser, diffusion)
+        self._condition = get_method(trained_condition)
+
+    def _sample(self, counts: torch.Tensor, physics: ImagingPhysics, generator: torch.Generator):
+        """Sample on the model grid for images that share one pixel size; returns phase, std on the input grid."""
+        pixel = float(physics.optics.pixel_size_angstrom[0])
+        size, model_pixel = self.grid.image_size, self.grid.pixel_size_angstrom
+        condition = self._condition.reconstruct(counts, physics, generator=generator).phase
+        model_physics = model_grid_physics(physics, model_pixel)
+        device = next(self.pipeline.denoiser.parameters()).device
+        condition_m = to_model_grid(condition.float(), pixel, model_pixel, size).to(device)
+        guidance = None
+        if self.guidance_scale > 0:
+            n = physics.counts_per_pixel.to(counts)[:, None, None]
+            contrast = to_model_grid(counts / n, pixel, model_pixel, size, fill=1.0)
+            model_counts = contrast * model_physics.counts_per_pixel.to(counts)[:, None, None]
+            guidance = Guidance(model_counts.to(device), model_physics.to(device), self.guidance_scale)
+        out = self.pipeline(condition_m, model_physics.to(device), generator=generator, n_samples=self.samples,
+                            n_steps=self.n_steps, sampler=self.sampler, guidance=guidance)
+        shape = tuple(counts.shape[-2:])
+        phase = from_model_grid(out.mean, pixel, model_pixel, shape)
+        std = from_model_grid(out.std, pixel, model_pixel, shape) if out.std is not None else None
+        return phase, std
+
+    def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
+                    generator: torch.Generator | None = None) -> RetrievalResult:
+        """Phases ``(B, H, W)`` from counts ``(B, H, W)``; ``uncertainty`` is the per-pixel sd when samples > 1."""
+        if generator is None:
+            raise ValueError("ldm samples noise and needs a torch.Generator")
+        self.pipeline.vae.to(measurement.device)
+        self.pipeline.denoiser.to(measurement.device)
+        phase = torch.empty(measurement.shape, dtype=measurement.dtype, device=measurement.device)
+        std = torch.empty_like(phase) if self.samples > 1 else None
+        for _, idx in uniform_pixel_groups(physics).items():
+            for chunk in idx.split(self.batch_size):
+                p, s = self._sample(measurement[chunk], physics[chunk], generator)
+                phase[chunk] = p.to(phase)
+                if std is not None:
+                    std[chunk] = s.to(std)
+        return RetrievalResult(phase=phase, history={}, uncertainty=std)

@@ -1,0 +1,1 @@
+"""Training the VAE, the latent denoiser and the regression peer (``cryophase train vae|ldm|regression``)."""

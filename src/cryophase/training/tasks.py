@@ -1,0 +1,123 @@
+"""What is trained: the VAE, the latent denoiser, the regression peer. Each task turns a batch into a loss.
+
+A task owns its model and knows how to ``prepare`` a batch (non-differentiable steps: conditioning method,
+frozen encoder), compute the ``loss`` with the (possibly DDP-wrapped) network, ``validate`` the EMA model and
+``export`` it as a weights folder entry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
+from cryophase.models.bundle import ModelGrid, save_denoiser, save_regressor, save_vae
+from cryophase.models.regression import PhaseRegressor
+from cryophase.models.unet import UNet, physics_features
+from cryophase.models.vae import PhaseVAE, fit_latent_scale, vae_loss
+from cryophase.pipeline import LatentPhasePipeline
+from cryophase.training.data import Conditioner, TrainingBatch
+
+
+def normalised_cross_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Zero-mean normalised cross-correlation per image of ``(B, H, W)`` tensors, ``(B,)``."""
+    a = a - a.mean(dim=(-2, -1), keepdim=True)
+    b = b - b.mean(dim=(-2, -1), keepdim=True)
+    return (a * b).sum(dim=(-2, -1)) / (a.norm(dim=(-2, -1)) * b.norm(dim=(-2, -1))).clamp_min(1e-12)
+
+
+class VAETask:
+    """Reconstruct clean phases through the KL-regularised bottleneck."""
+
+    kind = "vae"
+
+    def __init__(self, vae: PhaseVAE, kl_weight: float, grid: ModelGrid):
+        self.model, self.kl_weight, self.grid = vae, kl_weight, grid
+
+    def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
+        return {"x": batch.phase / self.model.config.phase_scale_rad, "phase": batch.phase}
+
+    def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
+        return vae_loss(net, prepared["x"], self.kl_weight, generator)
+
+    @torch.no_grad()
+    def validate(self, model: PhaseVAE, prepared: dict, generator: torch.Generator) -> dict[str, float]:
+        mean, _ = model.moments(prepared["x"])
+        recon = model.decoder(mean)[:, 0] * model.config.phase_scale_rad
+        return {"rmse_rad": float((recon - prepared["phase"]).pow(2).mean().sqrt()),
+                "ncc": float(normalised_cross_correlation(recon, prepared["phase"]).mean())}
+
+    def export(self, model: PhaseVAE, folder: Path, prepared: dict) -> None:
+        model.config.latent_scale = fit_latent_scale(model, prepared["phase"])
+        save_vae(folder, model, self.grid)
+
+
+class LDMTask:
+    """Denoise noisy clean-phase latents given the encoded iterative estimate (the frozen VAE does both)."""
+
+    kind = "ldm"
+
+    def __init__(self, denoiser: UNet, vae: PhaseVAE, diffusion: DiffusionConfig, conditioner: Conditioner,
+                 grid: ModelGrid, validation_steps: int = 10):
+        self.model, self.vae, self.diffusion = denoiser, vae.eval().requires_grad_(False), diffusion
+        self.schedule = NoiseSchedule(diffusion)
+        self.conditioner, self.grid, self.validation_steps = conditioner, grid, validation_steps
+
+    @torch.no_grad()
+    def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
+        condition_phase = self.conditioner(batch, generator)
+        features = physics_features(batch.physics) if self.model.config.use_physics else None
+        return {"z0": self.vae.encode(batch.phase), "condition": self.vae.encode(condition_phase),
+                "condition_phase": condition_phase, "features": features, "phase": batch.phase,
+                "physics": batch.physics}
+
+    def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
+        z0 = prepared["z0"]
+        t = self.schedule.sample_timesteps(z0.shape[0], generator, z0.device)
+        noise = torch.randn(z0.shape, generator=generator, device=z0.device, dtype=z0.dtype)
+        out = net(torch.cat([self.schedule.add_noise(z0, noise, t), prepared["condition"]], dim=1), t,
+                  prepared["features"])
+        return nn.functional.mse_loss(out, self.schedule.target(z0, noise, t))
+
+    @torch.no_grad()
+    def validate(self, model: UNet, prepared: dict, generator: torch.Generator) -> dict[str, float]:
+        pipe = LatentPhasePipeline(self.vae, model, self.diffusion)
+        out = pipe(prepared["condition_phase"], prepared["physics"], generator=generator,
+                   n_steps=self.validation_steps)
+        return {"loss": float(self.loss(model, prepared, generator)),
+                "ncc": float(normalised_cross_correlation(out.mean, prepared["phase"]).mean()),
+                "ncc_condition": float(normalised_cross_correlation(prepared["condition_phase"],
+                                                                    prepared["phase"]).mean())}
+
+    def export(self, model: UNet, folder: Path, prepared: dict) -> None:
+        save_denoiser(folder, model, self.diffusion, self.conditioner.method_name, self.grid)
+
+
+class RegressionTask:
+    """Map (contrast, iterative estimate) straight to the phase with a mean-squared loss."""
+
+    kind = "regression"
+
+    def __init__(self, regressor: PhaseRegressor, conditioner: Conditioner, grid: ModelGrid):
+        self.model, self.conditioner, self.grid = regressor, conditioner, grid
+
+    @torch.no_grad()
+    def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
+        condition_phase = self.conditioner(batch, generator)
+        features = physics_features(batch.physics) if self.model.config.backbone.use_physics else None
+        return {"inputs": self.model.inputs(batch.counts, condition_phase, batch.physics), "features": features,
+                "x": batch.phase / self.model.config.phase_scale_rad, "phase": batch.phase}
+
+    def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
+        return nn.functional.mse_loss(net(prepared["inputs"], prepared["features"]), prepared["x"])
+
+    @torch.no_grad()
+    def validate(self, model: PhaseRegressor, prepared: dict, generator: torch.Generator) -> dict[str, float]:
+        phase = model(prepared["inputs"], prepared["features"]) * model.config.phase_scale_rad
+        return {"loss": float(self.loss(model, prepared, generator)),
+                "ncc": float(normalised_cross_correlation(phase, prepared["phase"]).mean())}
+
+    def export(self, model: PhaseRegressor, folder: Path, prepared: dict) -> None:
+        save_regressor(folder, model, self.conditioner.method_name, self.grid)

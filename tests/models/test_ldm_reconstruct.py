@@ -1,0 +1,79 @@
+"""The ``ldm`` and ``regression`` reconstructors with tiny random weights saved to a temporary folder."""
+
+import pytest
+import torch
+
+from cryophase.models.bundle import ModelGrid, save_denoiser, save_regressor, save_vae
+from cryophase.models.grid import from_model_grid, to_model_grid
+from cryophase.models.regression import PhaseRegressor
+from cryophase.models.unet import UNet
+from cryophase.models.vae import PhaseVAE
+from cryophase.models.weights import WeightsError
+from cryophase.physics.forward import ImagingPhysics
+from cryophase.physics.optics import Optics
+from cryophase.retrieval.base import get_method
+from models.tiny import tiny_data, tiny_preset, tiny_regression_config, tiny_unet_config, tiny_vae_config
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    preset = tiny_preset()
+    grid = ModelGrid(16, 3.5)
+    save_vae(tmp_path, PhaseVAE(tiny_vae_config()), grid)
+    save_denoiser(tmp_path, UNet(tiny_unet_config()), preset.diffusion, "wiener", grid)
+    save_regressor(tmp_path, PhaseRegressor(tiny_regression_config()), "wiener", grid)
+    return tmp_path
+
+
+def test_ldm_same_grid_shapes_and_uncertainty(weights):
+    data = tiny_data(5)
+    method = get_method("ldm", weights=weights, n_steps=3, samples=3, batch_size=2)
+    result = method.reconstruct(data.counts, data.physics, generator=torch.Generator().manual_seed(0))
+    assert result.phase.shape == (5, 16, 16) and result.uncertainty.shape == (5, 16, 16)
+    assert torch.isfinite(result.phase).all() and (result.uncertainty >= 0).all()
+    again = method.reconstruct(data.counts, data.physics, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(result.phase, again.phase)
+
+
+def test_ldm_other_box_and_pixel_size(weights):
+    g = torch.Generator().manual_seed(0)
+    physics = ImagingPhysics(Optics.create(defocus_u_angstrom=[12000.0, 20000.0], pixel_size_angstrom=2.0),
+                             torch.tensor([20.0, 40.0]))
+    counts = torch.poisson(torch.full((2, 24, 20), 4.0 * 30.0), generator=g)
+    result = get_method("ldm", weights=weights, n_steps=2).reconstruct(counts, physics, generator=g)
+    assert result.phase.shape == (2, 24, 20) and result.uncertainty is None
+    assert torch.isfinite(result.phase).all()
+
+
+def test_regression_reconstruct(weights):
+    data = tiny_data(3)
+    result = get_method("regression", weights=weights).reconstruct(data.counts, data.physics)
+    assert result.phase.shape == (3, 16, 16) and torch.isfinite(result.phase).all()
+
+
+def test_ldm_refuses_other_condition_method(weights):
+    with pytest.raises(ValueError, match="trained on 'wiener'"):
+        get_method("ldm", weights=weights, condition_method="raf")
+
+
+def test_ldm_missing_weights_message(tmp_path):
+    with pytest.raises(WeightsError, match="vae.json"):
+        get_method("ldm", weights=tmp_path)
+
+
+def test_model_grid_round_trip_same_pixel_size():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randn(2, 12, 10, generator=g)
+    there = to_model_grid(images, 3.5, 3.5, 16)
+    assert there.shape == (2, 16, 16)
+    torch.testing.assert_close(from_model_grid(there, 3.5, 3.5, (12, 10)), images)
+
+
+def test_model_grid_rescale_keeps_band_limited_image():
+    # A low-frequency cosine survives Fourier rescaling 2.0 -> 4.0 A/px and back.
+    y = torch.arange(32, dtype=torch.float32)
+    images = torch.cos(2 * torch.pi * 2 * y / 32)[None, :, None].expand(1, 32, 32).contiguous()
+    there = to_model_grid(images, 2.0, 4.0, 16)
+    back = from_model_grid(there, 2.0, 4.0, (32, 32))
+    torch.testing.assert_close(back, images, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,85 @@
+"""The training loop: checkpoints, exact resume, exported weights, metrics, and the stop on a diverging loss."""
+
+import csv
+
+import pytest
+import torch
+
+from cryophase.models.bundle import load_denoiser, load_regressor, load_vae
+from cryophase.models.weights import load_tensors
+from cryophase.retrieval.base import get_method
+from cryophase.training.ddp import DistributedContext
+from cryophase.training.loop import LoopConfig, TrainingDiverged, train
+from cryophase.training.runs import build_task, run
+from models.tiny import tiny_data, tiny_preset
+
+CPU = DistributedContext(0, 1, torch.device("cpu"))
+
+
+def test_vae_then_ldm_then_regression_end_to_end(tmp_path):
+    preset, data = tiny_preset(max_steps=2), tiny_data(16)
+    for kind in ("vae", "ldm", "regression"):
+        result = run(kind, preset, data, tmp_path, preset.vae_loop, CPU, progress=False)
+        assert result.step == 2
+        rows = list(csv.DictReader(open(tmp_path / kind / "metrics.csv")))
+        assert [int(r["step"]) for r in rows][-1] == 2
+        assert all(torch.isfinite(torch.tensor(float(r["train_loss"]))) for r in rows)
+    vae, _ = load_vae(tmp_path / "weights")
+    assert vae.config.latent_scale > 0 and vae.config.latent_scale != 1.0
+    assert load_denoiser(tmp_path / "weights")[2] == "wiener"
+    assert load_regressor(tmp_path / "weights")[1] == "wiener"
+    counts = data.counts[:2]
+    out = get_method("ldm", weights=tmp_path / "weights", n_steps=2).reconstruct(
+        counts, data.physics[:2], generator=torch.Generator().manual_seed(0))
+    assert out.phase.shape == (2, 16, 16) and torch.isfinite(out.phase).all()
+
+
+def test_resume_is_exact(tmp_path):
+    preset, data = tiny_preset(), tiny_data(16)
+    straight = LoopConfig(**{**preset.vae_loop.__dict__, "max_steps": 4})
+    run("vae", preset, data, tmp_path / "a", straight, CPU, progress=False)
+    half = LoopConfig(**{**preset.vae_loop.__dict__, "max_steps": 2})
+    run("vae", preset, data, tmp_path / "b", half, CPU, progress=False)
+    result = run("vae", preset, data, tmp_path / "b", straight, CPU, resume=True, progress=False)
+    assert result.step == 4
+    a = load_tensors(tmp_path / "a" / "vae" / "checkpoint" / "model.safetensors")
+    b = load_tensors(tmp_path / "b" / "vae" / "checkpoint" / "model.safetensors")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_diverging_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    preset, data = tiny_preset(), tiny_data(16)
+    task = build_task("vae", preset, data, tmp_path / "weights", seed=0)
+    original_loss = task.loss
+    calls = {"n": 0}
+
+    def loss(net, prepared, generator):
+        calls["n"] += 1
+        value = original_loss(net, prepared, generator)
+        return value * float("nan") if calls["n"] == 3 else value
+
+    task.loss = loss
+    config = LoopConfig(**{**preset.vae_loop.__dict__, "max_steps": 10})
+    with pytest.raises(TrainingDiverged, match="step 3"):
+        train(task, data, config, tmp_path / "vae", tmp_path / "weights", CPU, progress=False)
+    import json
+
+    state = json.loads((tmp_path / "vae" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2
+    model = load_tensors(tmp_path / "vae" / "checkpoint" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in model.values())
+
+
+def test_ldm_needs_trained_vae(tmp_path):
+    from cryophase.errors import CryophaseError
+
+    with pytest.raises(CryophaseError, match="train vae"):
+        build_task("ldm", tiny_preset(), tiny_data(8), tmp_path, seed=0)
+
+
+def test_data_grid_must_match_preset(tmp_path):
+    from cryophase.errors import CryophaseError
+
+    with pytest.raises(CryophaseError, match="16 px"):
+        build_task("vae", tiny_preset(), tiny_data(8, size=32), tmp_path, seed=0)
