@@ -22,7 +22,7 @@ def test_synthetic_pool():
 
 def test_files_and_folders(tmp_path, structures_dir):
     shutil.copy(structures_dir / "1aki.pdb", tmp_path / "1aki.pdb")
-    shutil.copy(structures_dir / "5PTI.cif", tmp_path / "5PTI.cif")
+    shutil.copy(structures_dir / "3o5r.pdb", tmp_path / "3o5r.pdb")
     with mrcfile.new(tmp_path / "blob.mrc") as mrc:
         data = np.zeros((16, 16, 16), dtype=np.float32)
         data[6:10, 6:10, 6:10] = 1.0
@@ -30,7 +30,7 @@ def test_files_and_folders(tmp_path, structures_dir):
         mrc.voxel_size = 2.0
     (tmp_path / "notes.txt").write_text("ignored")
     specimens = load_specimens([str(tmp_path)], torch.Generator().manual_seed(0))
-    assert [type(s) for s in specimens] == [AtomicModel, AtomicModel, DensityMap]  # sorted: 1aki, 5PTI, blob
+    assert [type(s) for s in specimens] == [AtomicModel, AtomicModel, DensityMap]  # sorted: 1aki, 3o5r, blob
     assert specimens[0].num_atoms == 1001
     single = load_specimens([str(tmp_path / "1aki.pdb"), "synthetic"], torch.Generator().manual_seed(0),
                             synthetic_pool_size=1, synthetic_config=SMALL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -28,6 +29,11 @@ def retrieve(
                                          help="Electron dose per particle image, e/A^2. Required for "
                                               "RELION-normalised particles; counts give it by their mean."),
     batch_size: int = typer.Option(_DEFAULTS.batch_size, "--batch-size", help="Particles per batch."),
+    chunk_size: int = typer.Option(_DEFAULTS.chunk_size, "--chunk-size",
+                                   help="Particles per chunk: the unit that is flushed, journalled, resumed and "
+                                        "shared between torchrun ranks."),
+    resume: bool = typer.Option(_DEFAULTS.resume, "--resume",
+                                help="Continue an interrupted run in --out (same input and settings)."),
     device: str = typer.Option(_DEFAULTS.device, "--device", help="cpu, cuda or auto."),
     seed: int = typer.Option(_DEFAULTS.seed, "--seed", help="Seed for methods that sample."),
     pixel_size: Optional[float] = typer.Option(_DEFAULTS.pixel_size_angstrom, "--pixel-size",
@@ -48,16 +54,21 @@ def retrieve(
     force: bool = typer.Option(_DEFAULTS.force, "--force", help="Run even if the defocus looks like micrometres."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
-    """Retrieve the phase of every particle; write DIR/phases.mrcs, DIR/phases.star and DIR/retrieve.json."""
-    config = RetrieveConfig(batch_size=batch_size, device=device, seed=seed, dose_e_per_a2=dose,
-                            normalised=normalised, inverted=inverted, pixel_size_angstrom=pixel_size, stack=stack,
-                            overwrite=overwrite, force=force)
+    """Retrieve the phase of every particle; write DIR/phases.mrcs, DIR/phases.star and DIR/retrieve.json.
+
+    Under torchrun (python -m torch.distributed.run --nproc-per-node K -m cryophase retrieve ...) the
+    particles are shared between K processes (one GPU each when CUDA is used) and one output is written.
+    """
+    config = RetrieveConfig(batch_size=batch_size, chunk_size=chunk_size, resume=resume, device=device, seed=seed,
+                            dose_e_per_a2=dose, normalised=normalised, inverted=inverted,
+                            pixel_size_angstrom=pixel_size, stack=stack, overwrite=overwrite, force=force)
     method_options = parse_method_options(option or [])
     if weights is not None:
         method_options["weights"] = weights
-    console = Console(stderr=True)
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 talks
+    console = Console(stderr=True, quiet=not main_rank)
     with Progress(TextColumn("retrieving"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+                  console=console, transient=True, disable=not main_rank) as bar:
         task = bar.add_task("retrieve", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -68,4 +79,5 @@ def retrieve(
                                  report=lambda line: console.print(line, highlight=False, soft_wrap=True))
     for note in summary.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    typer.echo(summary.line())
+    if main_rank:
+        typer.echo(summary.line())

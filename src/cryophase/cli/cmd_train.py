@@ -2,7 +2,7 @@
 
 Run ``vae`` first; ``ldm`` and ``regression`` then use the same ``OUT`` folder, whose ``weights/`` subfolder is a
 complete weights folder for ``cryophase retrieve --method ldm --weights OUT/weights``. Several GPUs or nodes:
-``torchrun --nproc-per-node N -m cryophase.cli.main train ldm ...``.
+``torchrun --nproc-per-node N $(which cryophase) train ldm ...`` (gloo on CPU, nccl on CUDA).
 """
 
 from __future__ import annotations

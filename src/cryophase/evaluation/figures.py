@@ -16,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-_CMAPS = {"phase": "gray", "counts": "gray", "uncertainty": "magma", "power": "viridis"}
-_UNITS = {"phase": "phase (rad)", "counts": "electrons / px", "uncertainty": "sd (rad)", "power": "log10 power"}
+_CMAPS = {"phase": "gray", "counts": "gray", "input": "gray", "uncertainty": "magma", "power": "viridis"}
+_UNITS = {"phase": "phase (rad)", "counts": "electrons / px", "input": "input values", "uncertainty": "sd (rad)",
+          "power": "log10 power"}
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,13 @@ def particle_grid(panels: list[Panel], pixel_size_angstrom: float, path: str | P
             else:
                 ax.set_xticklabels([])
             ax.tick_params(labelsize=6)
-    fig.subplots_adjust(left=0.07, right=0.86, top=0.9 if title else 0.94, bottom=0.08, wspace=0.08, hspace=0.08)
+    width = fig.get_size_inches()[0]
+    bar_step = 0.95 / width  # figure fraction per colour bar and its labels (about 0.95 inch)
+    right = 1 - bar_step * len(images_by_kind) - 0.01
+    fig.subplots_adjust(left=0.07 * 8 / max(width, 8) + 0.02, right=right, top=0.9 if title else 0.94, bottom=0.08,
+                        wspace=0.08, hspace=0.08)
     for i, (kind, im) in enumerate(sorted(images_by_kind.items())):
-        cax = fig.add_axes([0.88 + 0.035 * i, 0.15, 0.012, 0.7])
+        cax = fig.add_axes([right + 0.015 + bar_step * i, 0.15, 0.12 / width, 0.7])
         bar = fig.colorbar(im, cax=cax)
         bar.set_label(_UNITS.get(kind, kind), fontsize=7)
         bar.ax.tick_params(labelsize=6)

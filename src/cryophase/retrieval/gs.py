@@ -13,7 +13,7 @@ import torch
 
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.retrieval.base import RetrievalResult, register
-from cryophase.retrieval.iterative import ProjectionSettings, prepare
+from cryophase.retrieval.iterative import ProjectionSettings, in_chunks, prepare
 from cryophase.retrieval.projections import magnitude, object_phase
 
 
@@ -29,6 +29,9 @@ class GerchbergSaxton(ProjectionSettings):
 
     def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
                     generator: torch.Generator | None = None) -> RetrievalResult:
+        return in_chunks(self._reconstruct, measurement, physics, self.chunk_size)
+
+    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics) -> RetrievalResult:
         problem = prepare(measurement, physics, self)
         lens, phase, modulus = problem.lens, problem.start, problem.modulus
         tiny = torch.finfo(modulus.dtype).tiny

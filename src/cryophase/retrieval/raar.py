@@ -15,7 +15,7 @@ import torch
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.retrieval.base import RetrievalResult, register
 from cryophase.retrieval.hio import modulus_step, require_support
-from cryophase.retrieval.iterative import ProjectionSettings, prepare
+from cryophase.retrieval.iterative import ProjectionSettings, in_chunks, prepare
 from cryophase.retrieval.projections import object_phase
 
 
@@ -26,10 +26,9 @@ class RelaxedAveragedAlternatingReflections(ProjectionSettings):
 
     name: ClassVar[str] = "raar"
 
-    #: Relaxation beta (1 is the Douglas-Rachford / difference map, 0 is error reduction).
+    #: Relaxation beta (1 is the Douglas-Rachford / difference map, 0 is error reduction); 0.8 measured better
+    #: than 0.6 (-0.009 in mean NCC) and 0.9 (-0.012).
     beta: float = 0.8
-    #: Threshold support on the low-passed Wiener estimate (fraction of its maximum).
-    support_threshold: float | None = 0.2
 
     def __post_init__(self):
         self._check_settings(self.name)
@@ -38,6 +37,9 @@ class RelaxedAveragedAlternatingReflections(ProjectionSettings):
 
     def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
                     generator: torch.Generator | None = None) -> RetrievalResult:
+        return in_chunks(self._reconstruct, measurement, physics, self.chunk_size)
+
+    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics) -> RetrievalResult:
         problem = prepare(measurement, physics, self)
         require_support(problem, self.name)
         lens = problem.lens

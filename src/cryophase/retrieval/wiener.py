@@ -110,7 +110,8 @@ class Wiener:
     ssnr: float | None = None
     #: Multiplier on the estimated SSNR (>1 sharpens, <1 smooths). 1 is the unbiased estimate of the power above
     #: the shot noise, but on simulated particles in ice that power includes the ice's phase and the inelastic
-    #: background; 0.05-0.1 maximise the NCC to the particle (mean NCC 0.230 vs 0.203 at 1, 15-60 e/A^2).
+    #: background; 0.05-0.1 maximise the NCC to the particle (mean NCC 0.230 vs 0.203 at 1, 15-60 e/A^2; with
+    #: the simulator's later, stronger ice background 0.098 vs 0.088).
     ssnr_scale: float = 0.1
     #: Floor on the ring-averaged CTF^2 when estimating the SSNR.
     ctf2_floor: float = 1e-3

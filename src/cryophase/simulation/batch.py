@@ -266,8 +266,10 @@ def simulate_batch(
                              (box, box), pixel, in_ice=config.ice, b_factor_a2=config.specimen_b_factor_a2)
     phase = _imaged_phase(pad_centre(truth, canvas[0]), params, config)
     if params.contamination_present.any():
-        phase = phase + contamination_phase(params.contamination_present, params.contamination_centres_angstrom,
-                                            params.contamination_radii_angstrom, voltage, canvas, pixel)
+        rows = torch.nonzero(params.contamination_present).flatten()
+        blobs = contamination_phase(params.contamination_present[rows], params.contamination_centres_angstrom[rows],
+                                    params.contamination_radii_angstrom[rows], voltage[rows], canvas, pixel)
+        phase = phase.index_add(0, rows, blobs)
     if config.ice and config.ice_background:
         spectrum = ice_phase_power_spectrum(
             canvas, pixel, params.ice_thickness_angstrom, voltage,

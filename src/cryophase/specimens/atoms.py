@@ -110,6 +110,7 @@ class AtomicModel:
     oversampling: int = 2
     centre: bool = True
     _groups: ScatteringGroups | None = field(default=None, init=False, repr=False)
+    _plans: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.positions_angstrom = torch.as_tensor(self.positions_angstrom, dtype=torch.float64)
@@ -248,6 +249,18 @@ class AtomicModel:
             self._groups = self._make_groups()
         return self._groups
 
+    def _plan(self, image_shape: tuple[int, int], pixel_size: float, margin_b: float, dtype: torch.dtype,
+              device: torch.device) -> "_ProjectionPlan":
+        """The projection plan for one grid, cached: simulation calls ``project`` with a few particles at a time."""
+        key = (image_shape, pixel_size, margin_b, dtype, str(device))
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) >= 8:
+                self._plans.pop(next(iter(self._plans)))
+            plan = _ProjectionPlan.make(self, image_shape, pixel_size, margin_b, dtype, device)
+            self._plans[key] = plan
+        return plan
+
     def _make_groups(self) -> ScatteringGroups:
         if self.use_atomic_b_factors:
             b_bin = torch.round(self.b_factors_a2.clamp_min(0) / B_FACTOR_BIN_A2).to(torch.int64)
@@ -313,7 +326,7 @@ class AtomicModel:
         # the padding allows for MARGIN_B_FACTOR_A2 at least, so that the result of a particle does not depend on
         # the other particles of its batch (up to that B-factor)
         margin_b = max(MARGIN_B_FACTOR_A2, float(b_particle.max()) if n_particles else 0.0)
-        plan = _ProjectionPlan.make(self, image_shape, float(pixel_size_angstrom), margin_b, dtype, device)
+        plan = self._plan(tuple(image_shape), float(pixel_size_angstrom), margin_b, dtype, device)
         chunk = max(1, min(ATOM_PARTICLE_BUDGET // self.num_atoms,
                            GRID_VOXEL_BUDGET // (plan.n_groups * plan.fine_shape[0] * plan.fine_shape[1])))
         outputs = [

@@ -56,6 +56,8 @@ class TensorData:
             raise ValueError("TensorData: all particles must share one pixel size")
         self.phase, self.counts, self.physics = phase, counts, physics
         self.condition, self.condition_method = condition, condition_method
+        #: the ``cryophase simulate`` folder the data came from, where conditions are cached (None: in memory)
+        self.source_folder: Path | None = None
         self.image_size = phase.shape[-1]
         self.pixel_size_angstrom = float(pixel)
 
@@ -88,7 +90,9 @@ def load_simulated_folder(folder: str | Path) -> TensorData:
         raise CryophaseError(f"{folder}: phases.mrcs {tuple(phase.shape)} and the particles "
                              f"{tuple(counts.shape)} differ in shape")
     dose = torch.tensor(table.particles[DOSE_COLUMN].to_numpy(dtype="float32"))
-    return TensorData(phase, counts, ImagingPhysics(table.optics_for(), dose))
+    data = TensorData(phase, counts, ImagingPhysics(table.optics_for(), dose))
+    data.source_folder = folder
+    return data
 
 
 class SimulatedData:
@@ -128,10 +132,37 @@ def fit_phase_scale_rad(data: TrainingData, n: int, seed: int, device: torch.dev
     return float(data.sample(n, generator).phase.std().clamp_min(1e-6))
 
 
+def _condition_cache(data: TensorData, conditioner: Conditioner, seed: int) -> tuple[Path, dict] | None:
+    folder = getattr(data, "source_folder", None)
+    if folder is None:
+        return None
+    key = {"method": conditioner.method_name, "options": repr(conditioner.method), "seed": seed,
+           "n_particles": len(data)}
+    return Path(folder) / f"condition_{conditioner.method_name}.mrcs", key
+
+
 def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, chunk_size: int = 64,
                          progress: bool = True) -> TensorData:
-    """Run the conditioning method once over every particle of ``data`` (it is slow for iterative methods)."""
+    """Run the conditioning method once over every particle of ``data`` (it is slow for iterative methods).
+
+    For data read from a ``cryophase simulate`` folder the result is cached in that folder as
+    ``condition_<method>.mrcs`` with a JSON key (method, its options, seed, particle count), so the VAE, the
+    denoiser and the regression peer trained on the same folder compute it once.
+    """
+    import json
+
     from tqdm import tqdm
+
+    from cryophase.io.mrc import read_stack, write_stack
+
+    cache = _condition_cache(data, conditioner, seed)
+    if cache is not None:
+        path, key = cache
+        key_path = path.with_suffix(".json")
+        if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
+            condition, _ = read_stack(path)
+            if condition.shape == data.phase.shape:
+                return TensorData(data.phase, data.counts, data.physics, condition, conditioner.method_name)
 
     generator = torch.Generator().manual_seed(seed)
     parts = []
@@ -140,4 +171,12 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
         rows = slice(start, start + chunk_size)
         batch = TrainingBatch(data.phase[rows], data.counts[rows], data.physics[rows])
         parts.append(conditioner(batch, generator))
-    return TensorData(data.phase, data.counts, data.physics, torch.cat(parts), conditioner.method_name)
+    condition = torch.cat(parts)
+    if cache is not None:
+        path, key = cache
+        try:
+            write_stack(path, condition.float(), float(data.physics.optics.pixel_size_angstrom[0]))
+            path.with_suffix(".json").write_text(json.dumps(key))
+        except OSError:
+            pass  # a read-only data folder: recompute next time
+    return TensorData(data.phase, data.counts, data.physics, condition, conditioner.method_name)

@@ -138,16 +138,29 @@ def train(task, data: TrainingData, config: LoopConfig, run_folder: Path, weight
     validation = task.prepare(data.sample(config.n_validation, val_gen).to(device), val_gen)
     log = MetricsLog(Path(run_folder), ctx.is_main)
 
+    start = time.monotonic()
+    recent: list[float] = []
+    metrics: dict[str, float] = {}
+    validated_at = checkpointed_at = -1
+
     def checkpoint():
+        nonlocal checkpointed_at
         if ctx.is_main:
             save_checkpoint(checkpoint_folder, TrainingState(task.kind, step, model.config, ema.updates), model,
                             ema.model, optimizer, generators)
             task.export(ema.model, weights_folder, validation)
         barrier(ctx)
+        checkpointed_at = step
 
-    start = time.monotonic()
-    recent: list[float] = []
-    metrics: dict[str, float] = {}
+    def validate():
+        nonlocal metrics, validated_at
+        if ctx.is_main:
+            metrics = {"train_loss": sum(recent) / max(1, len(recent)),
+                       **task.validate(ema.model.eval(), validation,
+                                       torch.Generator(device).manual_seed(config.seed + 11)),
+                       "elapsed_s": time.monotonic() - start}
+            log.write(step, metrics)
+        validated_at = step
     stopped_by = "max_steps"
     bar = tqdm(total=config.max_steps, initial=step, disable=not (progress and ctx.is_main), desc=task.kind,
                dynamic_ncols=True)
@@ -180,21 +193,14 @@ def train(task, data: TrainingData, config: LoopConfig, run_folder: Path, weight
             recent = (recent + [value])[-100:]
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4f}")
-            if step % config.validate_every == 0 and ctx.is_main:
-                metrics = {"train_loss": sum(recent) / len(recent),
-                           **task.validate(ema.model.eval(), validation,
-                                           torch.Generator(device).manual_seed(config.seed + 11)),
-                           "elapsed_s": time.monotonic() - start}
-                log.write(step, metrics)
+            if step % config.validate_every == 0:
+                validate()
             if step % config.checkpoint_every == 0:
                 checkpoint()
-        if ctx.is_main:
-            metrics = {"train_loss": sum(recent) / max(1, len(recent)),
-                       **task.validate(ema.model.eval(), validation,
-                                       torch.Generator(device).manual_seed(config.seed + 11)),
-                       "elapsed_s": time.monotonic() - start}
-            log.write(step, metrics)
-        checkpoint()
+        if validated_at != step:
+            validate()
+        if checkpointed_at != step:
+            checkpoint()
     finally:
         bar.close()
         log.close()
