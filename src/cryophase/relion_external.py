@@ -29,10 +29,10 @@ import traceback
 from pathlib import Path
 
 import pandas as pd
-import starfile
 import torch
 
 from cryophase.errors import USER_ERRORS
+from cryophase.io.star import write_star
 from cryophase.retrieve_stack import (OUTPUT_FILES, PHASES_STAR, RetrieveConfig, parse_method_options,
                                       retrieve_stack)
 
@@ -91,7 +91,7 @@ def write_output_nodes(job_dir: Path) -> Path:
     nodes = pd.DataFrame({"rlnPipeLineNodeName": [str(job_dir / PARTICLES_STAR)],
                           "rlnPipeLineNodeTypeLabel": [PARTICLES_NODE_TYPE]})
     path = job_dir / OUTPUT_NODES_STAR
-    starfile.write({"output_nodes": nodes}, path, overwrite=True)
+    write_star(path, {"output_nodes": nodes})
     return path
 
 

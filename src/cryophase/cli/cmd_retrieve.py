@@ -48,6 +48,10 @@ def retrieve(
                                                  "(default: detected)."),
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Weights folder for learned methods (ldm, regression)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="ldm: sampler steps (default: the method's)."),
+    samples: Optional[int] = typer.Option(None, "--samples",
+                                          help="ldm: samples per particle; K > 1 writes their mean to phases.mrcs "
+                                               "and the per-pixel sd to phases_sd.mrcs."),
     option: Optional[List[str]] = typer.Option(None, "--option",
                                                help="A method setting KEY=VALUE (repeatable), e.g. n_steps=50."),
     overwrite: bool = typer.Option(_DEFAULTS.overwrite, "--overwrite", help="Replace results already in --out."),
@@ -65,6 +69,14 @@ def retrieve(
     method_options = parse_method_options(option or [])
     if weights is not None:
         method_options["weights"] = weights
+    for flag, key, value in (("--steps", "n_steps", steps), ("--samples", "samples", samples)):
+        if value is None:
+            continue
+        if method != "ldm":
+            raise ValueError(f"{flag} applies to --method ldm only")
+        if value < 1:
+            raise ValueError(f"{flag} must be at least 1, got {value}")
+        method_options[key] = value
     main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 talks
     console = Console(stderr=True, quiet=not main_rank)
     with Progress(TextColumn("retrieving"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from cryophase.io.outputs import atomic_path  # noqa: E402
+
 _CMAPS = {"phase": "gray", "counts": "gray", "input": "gray", "uncertainty": "magma", "power": "viridis"}
 _UNITS = {"phase": "phase (rad)", "counts": "electrons / px", "input": "input values", "uncertainty": "sd (rad)",
           "power": "log10 power"}
@@ -93,8 +95,8 @@ def particle_grid(panels: list[Panel], pixel_size_angstrom: float, path: str | P
         bar.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
 
@@ -117,7 +119,7 @@ def curves_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Pa
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path

@@ -15,6 +15,7 @@ from cryophase.evaluation.frc import (  # noqa: E402
     FrcCurves,
     half_bit_threshold,
 )
+from cryophase.io.outputs import atomic_path  # noqa: E402
 
 
 def plot_frc(curves: FrcCurves, pixel_size_angstrom: float, path: str | Path, *,
@@ -61,8 +62,8 @@ def plot_frc(curves: FrcCurves, pixel_size_angstrom: float, path: str | Path, *,
     top.set_xlabel("resolution (Å)")
     ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 

@@ -10,8 +10,10 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -65,6 +67,24 @@ def write_json_atomic(path: Path, data: dict) -> None:
         json.dump(_jsonable(data), fh, indent=2)
         fh.write("\n")
     os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` (same suffix) to write; it replaces ``path`` only if the block succeeds.
+
+    For writers that take a file name (``savefig``, ``starfile.write``): a crash leaves no partial ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -79,6 +79,9 @@ def load_checkpoint(folder: Path, kind: str, model: torch.nn.Module, ema_model: 
                     optimizer: torch.optim.Optimizer, generators: dict[str, torch.Generator]) -> TrainingState:
     """Restore everything :func:`save_checkpoint` wrote, strictly; returns the step and EMA count."""
     folder = Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    if not (folder / "state.json").is_file() and (old / "state.json").is_file():
+        folder = old  # killed between swapping the old checkpoint out and the new one in: the old one is whole
     if not (folder / "state.json").is_file():
         raise WeightsError(f"{folder}: no checkpoint to resume from (state.json missing)")
     meta = json.loads((folder / "state.json").read_text())

@@ -154,6 +154,7 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
     from tqdm import tqdm
 
     from cryophase.io.mrc import read_stack, write_stack
+    from cryophase.io.outputs import atomic_path
 
     cache = _condition_cache(data, conditioner, seed)
     if cache is not None:
@@ -176,7 +177,8 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
         path, key = cache
         try:
             write_stack(path, condition.float(), float(data.physics.optics.pixel_size_angstrom[0]))
-            path.with_suffix(".json").write_text(json.dumps(key))
+            with atomic_path(path.with_suffix(".json")) as tmp:
+                tmp.write_text(json.dumps(key))
         except OSError:
             pass  # a read-only data folder: recompute next time
     return TensorData(data.phase, data.counts, data.physics, condition, conditioner.method_name)

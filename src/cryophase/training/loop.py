@@ -9,6 +9,7 @@ each rank draws its own batches and DDP averages the gradients; only rank 0 writ
 from __future__ import annotations
 
 import csv
+import io
 import math
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from cryophase.io.outputs import atomic_path
 from cryophase.training.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from cryophase.training.data import TrainingData
 from cryophase.training.ddp import DistributedContext, any_rank, barrier, wrap
@@ -90,12 +92,14 @@ class MetricsLog:
         if not self.enabled:
             return
         row = {"step": step, **metrics}
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        text = self.path.read_text() if self.path.exists() else ""
+        buffer = io.StringIO()
+        w = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
+        if not text:
+            w.writeheader()
+        w.writerow(row)
+        with atomic_path(self.path) as tmp:  # a killed run never leaves a torn row
+            tmp.write_text(text + buffer.getvalue())
         if self.writer is not None:
             for k, v in metrics.items():
                 self.writer.add_scalar(k, v, step)
