@@ -89,11 +89,6 @@ def mean_frc_resolutions(truth: torch.Tensor, pred: torch.Tensor, pixel_size_ang
     return {"frc_0.5_A": float(res["frc_0.5_angstrom"][0]), "frc_0.143_A": float(res["frc_0.143_angstrom"][0])}
 
 
-def mean_frc_curve(a: torch.Tensor, b: torch.Tensor) -> FrcCurves:
-    """FRC between the ``(B, H, W)`` pairs, averaged over the batch (``(1, R)``)."""
-    return fourier_ring_correlation(a.double(), b.double()).mean()
-
-
 def mean_frc_above(curves: FrcCurves, pixel_size_angstrom: float, min_frequency_per_angstrom: float) -> float:
     """Mean of a (batch-averaged) FRC curve over rings at or above ``min_frequency_per_angstrom`` (to Nyquist)."""
     keep = curves.frequency_per_angstrom(pixel_size_angstrom) >= min_frequency_per_angstrom

@@ -18,7 +18,7 @@ Speed: ``ldm`` with ``--steps`` steps on batches of 64: particles/s, FLOPs per p
 time share of each stage (conditioning method, encode, sampling loop, decode).
 
     python benchmarks/ldm.py [--weights runs/default/weights] [--n 32] [--samples 8] [--steps 20] [--threads 2]
-        [--out docs/figures] [--ideal] [--averaging]
+        [--out docs/figures] [--skip-ideal] [--skip-speed] [--averaging]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ LDM_MEAN, LDM_SAMPLE, PEER = "ldm mean", "ldm sample", "regression"
 
 def build_methods(args) -> dict:
     """Reconstructors by row name: ldm mean of K samples, one ldm sample, the regression peer, the classical ones."""
-    return {f"{LDM_MEAN}": get_method("ldm", weights=args.weights, n_steps=args.steps, samples=args.samples),
+    return {LDM_MEAN: get_method("ldm", weights=args.weights, n_steps=args.steps, samples=args.samples),
             LDM_SAMPLE: get_method("ldm", weights=args.weights, n_steps=args.steps, samples=1),
             PEER: get_method("regression", weights=args.weights),
             **{m: get_method(m) for m in args.classical}}
@@ -107,12 +107,14 @@ def calibration_row(run: dict) -> dict:
 
 
 def dose_efficiency_rows(quality: list[dict], classical: list[str]) -> list[dict]:
+    """ldm mean at the lowest dose against each classical method at the highest (better = higher NCC, finer FRC-0.5)."""
     low = {r["method"]: r for r in quality if r["dose e/A^2"] == min(DOSES_E_PER_A2)}[LDM_MEAN]
     rows = []
     for m in classical:
         high = {r["method"]: r for r in quality if r["dose e/A^2"] == max(DOSES_E_PER_A2)}[m]
         rows.append({"classical method": m, "its NCC at 60": high["NCC"], "its FRC-0.5 A at 60": high["frc_0.5_A"],
-                     "ldm NCC at 15": low["NCC"], "ldm FRC-0.5 A at 15": low["frc_0.5_A"],
+                     "its FRC-0.143 A at 60": high["frc_0.143_A"], "ldm NCC at 15": low["NCC"],
+                     "ldm FRC-0.5 A at 15": low["frc_0.5_A"], "ldm FRC-0.143 A at 15": low["frc_0.143_A"],
                      "ldm@15 better": bool(low["NCC"] > high["NCC"] and low["frc_0.5_A"] < high["frc_0.5_A"])})
     return rows
 
@@ -205,10 +207,12 @@ def figures(runs: list[dict], curves_by_dose: dict, out: str) -> list[str]:
     run = runs[len(runs) // 2]
     r = run["results"]
     panels = [Panel("counts", run["batch"].counts, "counts"), Panel("truth", run["batch"].phase, "phase")]
-    panels += [Panel(name, r[name].phase, "phase") for name in (LDM_MEAN, LDM_SAMPLE, PEER, "ml", "wiener") if name in r]
+    shown = [name for name in (LDM_MEAN, LDM_SAMPLE, PEER, "ml", "wiener") if name in r]
+    panels += [Panel(name, r[name].phase, "phase") for name in shown]
     panels.append(Panel("ldm sd", r[LDM_MEAN].uncertainty, "uncertainty"))
-    paths.append(str(particle_grid(panels, run["config"].pixel_size_angstrom, f"{out}/ldm_examples_{run['dose']:g}e.png",
-                                   title=f"Held-out particles at {run['dose']:g} e/Å²")))
+    path = particle_grid(panels, run["config"].pixel_size_angstrom, f"{out}/ldm_examples_{run['dose']:g}e.png",
+                         title=f"Held-out particles at {run['dose']:g} e/Å²")
+    paths.append(str(path))
     return paths
 
 
@@ -220,7 +224,7 @@ def main():
     parser.add_argument("--samples", type=int, default=8, help="K samples for the ldm posterior mean and sd")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--classical", nargs="*", default=list(CLASSICAL_METHODS))
-    parser.add_argument("--ideal", action="store_true", help="also score vacuum / ideal-detector particles")
+    parser.add_argument("--skip-ideal", action="store_true", help="skip the vacuum / ideal-detector table")
     parser.add_argument("--averaging", action="store_true", help="run benchmarks/ldm_averaging.py for criterion 5")
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
@@ -241,13 +245,13 @@ def main():
     efficiency = dose_efficiency_rows(quality, args.classical)
     print("## Quality (ice, k3 detector, contrast factor 0.4-1.0; FRC of the mean curve)\n")
     print(markdown(quality))
-    print(f"\n## Power-spectrum ratio prediction / truth per ring, 0 < k <= 1/8 A^-1\n")
+    print("\n## Power-spectrum ratio prediction / truth per ring, 0 < k <= 1/8 A^-1\n")
     print(markdown(power))
     print("\n## Calibration of the ldm posterior (inside the particle)\n")
     print(markdown(calib))
     print("\n## Dose efficiency: ldm mean at 15 e/A^2 against classical methods at 60 e/A^2\n")
     print(markdown(efficiency))
-    if args.ideal:
+    if not args.skip_ideal:
         ideal_methods = {k: methods[k] for k in (LDM_MEAN, LDM_SAMPLE, PEER, "ml", "wiener") if k in methods}
         ideal_runs = [run_dose(ideal_methods, specimens, d, args, ideal=True) for d in DOSES_E_PER_A2]
         print("\n## Quality, vacuum / ideal detector / no damage, neighbours or contamination\n")
@@ -255,7 +259,7 @@ def main():
     averaging = None
     if args.averaging:
         from ldm_averaging import averaging_benchmark
-        averaging = averaging_benchmark(args.weights, steps=args.steps, seed=args.seed, print_tables=True)
+        averaging = averaging_benchmark(args.weights, steps=args.steps, seed=args.seed, out=args.out)
     print("\n## Verdict (issues 4 and 5)\n")
     print(markdown(verdict_rows(quality, power, calib, efficiency, averaging)))
     paths = figures(runs, curves_by_dose, args.out)

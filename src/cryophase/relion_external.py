@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from cryophase.errors import USER_ERRORS
+from cryophase.io.outputs import atomic_path
 from cryophase.io.star import write_star
 from cryophase.retrieve_stack import (OUTPUT_FILES, PHASES_STAR, RetrieveConfig, parse_method_options,
                                       retrieve_stack)
@@ -124,7 +125,8 @@ def run_job(args: argparse.Namespace) -> None:
                              method_options=method_options, progress=progress,
                              report=lambda line: print(line, flush=True))
     if summary.rank == 0:
-        shutil.copyfile(job_dir / PHASES_STAR, job_dir / PARTICLES_STAR)
+        with atomic_path(job_dir / PARTICLES_STAR) as tmp:
+            shutil.copyfile(job_dir / PHASES_STAR, tmp)
         write_output_nodes(job_dir)
         for note in summary.notes:
             print(f"note: {note}", flush=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +26,8 @@ import numpy as np
 from mrcfile.dtypes import HEADER_DTYPE
 
 from cryophase.errors import CryophaseError
+from cryophase.io.atomic import temporary_sibling
+from cryophase.io.mrc import label_header
 from cryophase.io.outputs import write_json_atomic
 
 JOURNAL_PREFIX = ".retrieve-journal.rank"
@@ -58,12 +59,12 @@ def create_partial_stack(path: Path, n_images: int, shape: tuple[int, int], pixe
     """
     if path.exists():
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path)
     try:
         mrc = mrcfile.new_mmap(tmp, shape=(n_images, *shape), mrc_mode=MRC_MODE_FLOAT32, overwrite=True)
         mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_angstrom)
+        label_header(mrc)
         mrc.close()
         try:
             os.link(tmp, path)

@@ -244,6 +244,8 @@ def _validate(config: RetrieveConfig) -> None:
         raise CryophaseError(f"--chunk-size must be at least 1, got {config.chunk_size}")
     if config.dose_e_per_a2 is not None and not config.dose_e_per_a2 > 0:
         raise CryophaseError(f"--dose must be positive (e/A^2), got {config.dose_e_per_a2}")
+    if config.pixel_size_angstrom is not None and not config.pixel_size_angstrom > 0:
+        raise CryophaseError(f"--pixel-size must be positive (Angstrom), got {config.pixel_size_angstrom}")
     if config.resume and config.overwrite:
         raise CryophaseError("--resume and --overwrite contradict each other: resume keeps the finished chunks, "
                              "overwrite discards them")
@@ -267,8 +269,12 @@ def _prepare_outputs(out_dir: Path, partials: list[Path], settings: dict, config
 def _retrieve_chunk(images: ParticleImages, table: ParticleTable, begin: int, end: int, reconstructor,
                     method: str, convention: ImageConvention, config: RetrieveConfig, device: torch.device,
                     writers: dict[str, ChunkWriter], partials: list[Path], pixel_size: float,
-                    progress: Callable[[int], None]) -> ChunkRecord:
-    """Retrieve particles ``begin .. end - 1`` batch by batch, write them, flush, and return the chunk's record."""
+                    progress: Callable[[int], None], constant_rows: list[int]) -> ChunkRecord:
+    """Retrieve particles ``begin .. end - 1`` batch by batch, write them, flush, and return the chunk's record.
+
+    Constant images (no contrast at all, e.g. blank padding) get a zero phase; their rows are appended to
+    ``constant_rows`` so that the caller can warn.
+    """
     phase_moments, sd_moments = Moments(), None
     for first in range(begin, end, config.batch_size):
         rows = np.arange(first, min(first + config.batch_size, end))
@@ -279,6 +285,9 @@ def _retrieve_chunk(images: ParticleImages, table: ParticleTable, begin: int, en
         result = reconstructor.reconstruct(counts, physics, generator=generator)
         _check_phase(result.phase, counts, method, first, int(rows[-1]))
         phase = result.phase.detach().to(torch.float32).cpu().numpy()
+        constant = (batch.amax(dim=(-2, -1)) == batch.amin(dim=(-2, -1))).cpu().numpy()
+        phase[constant] = 0.0
+        constant_rows.extend(int(r) for r in rows[constant])
         writers["phase"].write(first, phase)
         phase_moments = phase_moments.merge(Moments.of(phase))
         if result.uncertainty is not None:
@@ -414,17 +423,23 @@ def _retrieve(particles_path: Path, out_dir: Path, method: str, config: Retrieve
 
         journal = Journal(out_dir, ctx.rank, settings)
         writers = {"phase": ChunkWriter(partials[0])}
+        constant_rows: list[int] = []
         try:
             for index in mine:
                 begin, end = chunks[index]
                 journal.add(index, _retrieve_chunk(images, table, begin, end, reconstructor, method, convention,
-                                                   config, device, writers, partials, pixel_size, advance))
+                                                   config, device, writers, partials, pixel_size, advance,
+                                                   constant_rows))
         except Exception as exc:
             error = exc
         finally:
             for writer in writers.values():
                 writer.close()
         _all_ranks_ok(error, ctx, "retrieving")
+        if constant_rows:
+            shown = ", ".join(str(r + 1) for r in constant_rows[:5]) + (", ..." if len(constant_rows) > 5 else "")
+            notes.append(f"{len(constant_rows)} particle(s) are constant images with no contrast (particle "
+                         f"{shown}); their phase is set to zero")
     seconds = time.perf_counter() - start
     stack_path, star_path, json_path = out_dir / PHASES_STACK, out_dir / PHASES_STAR, out_dir / PROVENANCE_JSON
     summary = RetrieveSummary(n, seconds, stack_path, star_path, json_path, convention, notes, done_here, ctx.rank)

@@ -10,7 +10,7 @@ import numpy as np
 import mrcfile
 import pytest
 
-from conftest import (assert_user_error, can_be_made_unreadable, invoke, read_star, snapshot,
+from robust_inputs import (assert_user_error, can_be_made_unreadable, invoke, read_star, snapshot,
                       write_star_blocks)
 
 

@@ -9,6 +9,7 @@ import typer
 
 from cryophase.cli._common import user_errors
 from cryophase.cli.main import app
+from cryophase.errors import CryophaseError
 from cryophase.evaluation.retrieve_report import ReportConfig, make_retrieve_report
 
 _D = ReportConfig()
@@ -27,6 +28,6 @@ def report(
     """Write a self-contained HTML report (particles, phase, uncertainty, power spectra; metrics with --truth)."""
     out = out or Path(retrieve_dir) / "report.html"
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists; use --overwrite to replace it")
+        raise CryophaseError(f"{out}: already exists; use --overwrite to replace it")
     path = make_retrieve_report(retrieve_dir, out, truth=truth, config=ReportConfig(n_show=n_show))
     typer.echo(f"wrote {path}")

@@ -60,6 +60,9 @@ def retrieve(
 ):
     """Retrieve the phase of every particle; write DIR/phases.mrcs, DIR/phases.star and DIR/retrieve.json.
 
+    A particle with NaN or infinite pixels is refused (the message names it); a constant image (no contrast)
+    gets a zero phase and a note. Odd and non-square boxes work with every classical method.
+
     Under torchrun (python -m torch.distributed.run --nproc-per-node K -m cryophase retrieve ...) the
     particles are shared between K processes (one GPU each when CUDA is used) and one output is written.
     """

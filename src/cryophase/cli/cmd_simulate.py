@@ -11,6 +11,7 @@ import typer
 
 from cryophase.cli._common import prepare_output_dir, provenance, resolve_device, user_errors
 from cryophase.cli.main import app
+from cryophase.conventions import looks_like_micrometres
 from cryophase.errors import CryophaseError
 from cryophase.simulation.config import SimulationConfig
 from cryophase.simulation.dataset import OUTPUT_FILES, simulate_dataset
@@ -75,6 +76,7 @@ def simulate(
     chunk_size: int = typer.Option(256, "--chunk-size", help="Particles simulated and written at a time."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace results already in OUT."),
+    force: bool = typer.Option(False, "--force", help="Run even if --defocus looks like micrometres."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ):
     """Simulate particles (ice, detector, neighbours, shifts) with their truth phases; see simulation.json."""
@@ -82,12 +84,19 @@ def simulate(
 
     if n < 1:
         raise CryophaseError(f"--n must be at least 1, got {n}")
+    dose_range = parse_range(dose, "--dose", _DEFAULTS.dose_range_e_per_a2)
+    if not dose_range[0] > 0:
+        raise CryophaseError(f"--dose must be positive (e/A^2), got {dose}")
+    defocus_range = parse_range(defocus, "--defocus", _DEFAULTS.defocus_range_angstrom)
+    if looks_like_micrometres(torch.tensor(defocus_range)) and not force:
+        raise CryophaseError(f"--defocus {defocus}: looks like micrometres; the defocus is in Angstrom (e.g. "
+                             "15000). Pass --force to use the values as Angstrom")
     config = replace(
         _DEFAULTS,
         box_size=box,
         pixel_size_angstrom=pixel_size,
-        dose_range_e_per_a2=parse_range(dose, "--dose", _DEFAULTS.dose_range_e_per_a2),
-        defocus_range_angstrom=parse_range(defocus, "--defocus", _DEFAULTS.defocus_range_angstrom),
+        dose_range_e_per_a2=dose_range,
+        defocus_range_angstrom=defocus_range,
         ice_thickness_range_angstrom=parse_range(ice_thickness, "--ice-thickness",
                                                  _DEFAULTS.ice_thickness_range_angstrom),
         contrast_factor_range=parse_range(contrast_factor, "--contrast-factor", _DEFAULTS.contrast_factor_range),
@@ -99,8 +108,6 @@ def simulate(
         contamination_probability=contamination_probability,
         shift_sd_pixels=shift_sd,
     )
-    if config.dose_range_e_per_a2[0] <= 0:
-        raise CryophaseError(f"--dose must be positive, got {dose}")
     prepare_output_dir(out, list(OUTPUT_FILES), overwrite=overwrite)
     torch_device = resolve_device(device)
     specimens = load_specimens(list(specimen), torch.Generator().manual_seed(seed))

@@ -64,6 +64,11 @@ def _command(kind: str):
         from cryophase.training.ddp import init_distributed, shutdown
         from cryophase.training.runs import run
 
+        for flag, value in (("--max-steps", max_steps), ("--batch-size", batch_size)):
+            if value is not None and value < 1:
+                raise CryophaseError(f"{flag} must be at least 1, got {value}")
+        if max_minutes is not None and not max_minutes > 0:
+            raise CryophaseError(f"--max-minutes must be positive, got {max_minutes}")
         chosen = get_preset(preset)
         loop = getattr(chosen, f"{kind}_loop")
         changes = {k: v for k, v in dict(max_minutes=max_minutes, max_steps=max_steps,

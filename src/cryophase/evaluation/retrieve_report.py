@@ -98,6 +98,10 @@ def make_retrieve_report(retrieve_dir: str | Path, out_html: str | Path, *, trut
         panels.append(Panel("uncertainty (sd)", sd[:n_show], "uncertainty"))
     truth_stack = None
     if truth is not None:
+        with MrcStack(Path(truth)) as truth_file, MrcStack(folder / "phases.mrcs") as phase_file:
+            if len(truth_file) != len(phase_file):
+                raise CryophaseError(f"{truth} holds {len(truth_file)} images but {folder / 'phases.mrcs'} holds "
+                                     f"{len(phase_file)}; the truth must be the same particles in the same order")
         truth_stack, _ = _read_first(Path(truth), config.n_statistics)
         if truth_stack.shape[1:] != phases.shape[1:]:
             raise CryophaseError(f"{truth}: box {tuple(truth_stack.shape[1:])} differs from the phases' "

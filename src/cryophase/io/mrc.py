@@ -7,7 +7,6 @@ to float32.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import mrcfile
 import numpy as np
 import torch
 
+from cryophase.io.atomic import temporary_sibling
 
 class MrcError(ValueError):
     """A file that is not a readable MRC particle stack."""
@@ -134,10 +134,19 @@ def read_stack(path: str | Path) -> tuple[torch.Tensor, float | None]:
         return stack.read(slice(None)), stack.pixel_size_angstrom
 
 
+def label_header(mrc) -> None:
+    """Replace mrcfile's ``Created by mrcfile.py <date time>`` label with ``cryophase <version>``.
+
+    The label carries no time, so the same data give the same bytes (reproducible outputs).
+    """
+    from cryophase import __version__
+
+    mrc.header.label[0] = f"cryophase {__version__}".encode()
+    mrc.header.nlabl = 1
+
+
 def _atomic_target(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
+    return temporary_sibling(path)
 
 
 def write_stack(path: str | Path, images: torch.Tensor | np.ndarray, pixel_size_angstrom: float,
@@ -159,6 +168,7 @@ def write_stack(path: str | Path, images: torch.Tensor | np.ndarray, pixel_size_
             mrc.set_data(np.ascontiguousarray(data.astype(dtype, copy=False)))
             mrc.set_image_stack()
             mrc.voxel_size = float(pixel_size_angstrom)
+            label_header(mrc)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -181,6 +191,7 @@ class MrcStackWriter:
         mrc = mrcfile.new_mmap(self.tmp_path, shape=(n_images, *shape), mrc_mode=_mode(dtype), overwrite=True)
         mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_angstrom)
+        label_header(mrc)
         self._mrc = mrc
 
     def write(self, start: int, images: torch.Tensor) -> None:

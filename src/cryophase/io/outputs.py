@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
@@ -19,6 +18,7 @@ import torch
 
 from cryophase import __version__
 from cryophase.errors import CryophaseError
+from cryophase.io.atomic import temporary_sibling
 
 
 def prepare_output_dir(out: Path, expected_files: list[str], *, overwrite: bool) -> None:
@@ -62,11 +62,8 @@ def provenance(settings) -> dict:
 def write_json_atomic(path: Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(_jsonable(data), fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2) + "\n")
 
 
 @contextmanager
@@ -77,10 +74,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path, suffix=f".tmp{path.suffix}")
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

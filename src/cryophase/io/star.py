@@ -8,7 +8,6 @@ STAR file's folder, then to the project root (RELION paths are relative to the p
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 import starfile
 import torch
 
+from cryophase.io.atomic import temporary_sibling
 from cryophase.io.mrc import MrcError, MrcStack
 from cryophase.physics.optics import Optics
 
@@ -208,6 +208,15 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
         values = pd.to_numeric(particles[c], errors="coerce")
         if values.isna().any():
             raise StarError(f"{path}: column {c} has missing or non-numeric values")
+    for c, unit in (("rlnVoltage", "kV"), ("rlnImagePixelSize", "Angstrom")):
+        values = pd.to_numeric(particles[c])
+        if not (values > 0).all():
+            where = "--pixel-size" if c == "rlnImagePixelSize" and pixel_size_angstrom is not None else c
+            raise StarError(f"{path}: {where} must be positive ({unit}), found {float(values.min()):g}")
+    contrast = pd.to_numeric(particles["rlnAmplitudeContrast"])
+    if not ((contrast >= 0) & (contrast < 1)).all():
+        raise StarError(f"{path}: rlnAmplitudeContrast must be in [0, 1), found {float(contrast.min()):g} to "
+                        f"{float(contrast.max()):g}")
     return ParticleTable(particles=particles, optics=optics, star_path=path,
                          project_root=Path(project_root) if project_root else None, other_blocks=other,
                          stack_override=Path(stack) if stack is not None else None)
@@ -217,8 +226,7 @@ def write_star(path: str | Path, blocks: dict[str, pd.DataFrame]) -> None:
     """Write data blocks to a STAR file atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = temporary_sibling(path)
     try:
         starfile.write(blocks, tmp, overwrite=True)
         os.replace(tmp, path)
@@ -288,6 +296,11 @@ class ParticleImages:
             order = np.argsort(idx, kind="stable")
             block = self._stack(p).read(idx[order])
             out[torch.from_numpy(js_arr[order])] = block
+        bad = ~torch.isfinite(out).flatten(1).all(dim=1)
+        if bad.any():
+            row = int(rows[int(bad.nonzero()[0, 0])])
+            raise StarError(f"{self.table.star_path}: particle {row + 1} (image {int(self.indices[row]) + 1} of "
+                            f"{self.paths[row]}) has NaN or infinite pixels; remove it or repair the stack")
         return out
 
     def close(self) -> None:

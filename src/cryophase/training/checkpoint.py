@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from cryophase.io.atomic import temporary_sibling_folder
 from cryophase.models.weights import WeightsError, config_to_dict, load_tensors, save_tensors
 
 
@@ -26,6 +26,8 @@ class TrainingState:
     step: int
     model_config: dict
     ema_updates: int
+    #: The last training losses (the loss explosion check and the logged train_loss continue across a resume).
+    recent_losses: tuple[float, ...] = ()
 
 
 def _optimizer_split(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -56,7 +58,7 @@ def save_checkpoint(folder: Path, state: TrainingState, model: torch.nn.Module, 
     """Write the checkpoint to a temporary sibling folder, then swap it in (the old one survives a crash)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    tmp = temporary_sibling_folder(folder)
     try:
         save_tensors(tmp / "model.safetensors", model.state_dict())
         save_tensors(tmp / "ema.safetensors", ema_model.state_dict())
@@ -64,7 +66,7 @@ def save_checkpoint(folder: Path, state: TrainingState, model: torch.nn.Module, 
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
         save_tensors(tmp / "rng.safetensors", {k: g.get_state() for k, g in generators.items()})
         meta = {"kind": state.kind, "step": state.step, "model_config": config_to_dict(state.model_config),
-                "ema_updates": state.ema_updates, "optimizer": opt_meta}
+                "ema_updates": state.ema_updates, "recent_losses": list(state.recent_losses), "optimizer": opt_meta}
         (tmp / "state.json").write_text(json.dumps(meta, indent=2) + "\n")
         old = folder.with_name(folder.name + ".old")
         if folder.exists():
@@ -101,4 +103,4 @@ def load_checkpoint(folder: Path, kind: str, model: torch.nn.Module, ema_model: 
     for key, generator in generators.items():
         generator.set_state(rng[key])
     return TrainingState(kind=meta["kind"], step=meta["step"], model_config=meta["model_config"],
-                         ema_updates=meta["ema_updates"])
+                         ema_updates=meta["ema_updates"], recent_losses=tuple(meta.get("recent_losses", ())))

@@ -104,6 +104,21 @@ class MetricsLog:
             for k, v in metrics.items():
                 self.writer.add_scalar(k, v, step)
 
+    def truncate_after(self, step: int) -> None:
+        """Drop rows logged after ``step`` (by a run killed after its last checkpoint), before resuming."""
+        if not self.enabled or not self.path.exists():
+            return
+        with open(self.path, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if not rows or all(int(r["step"]) <= step for r in rows):
+            return
+        buffer = io.StringIO()
+        w = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in rows if int(r["step"]) <= step)
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(buffer.getvalue())
+
     def close(self):
         if self.writer is not None:
             self.writer.close()
@@ -131,9 +146,10 @@ def train(task, data: TrainingData, config: LoopConfig, run_folder: Path, weight
     checkpoint_folder = Path(run_folder) / "checkpoint"
 
     step = 0
+    recent: list[float] = []
     if resume:
         state = load_checkpoint(checkpoint_folder, task.kind, model, ema.model, optimizer, generators)
-        step, ema.updates = state.step, state.ema_updates
+        step, ema.updates, recent = state.step, state.ema_updates, list(state.recent_losses)
         if ctx.distributed:  # rank 0's generator states were saved; give each rank its own streams again
             data_gen.manual_seed(config.seed * 7919 + 1000 * ctx.rank + 1 + 10_000_019 * step)
             noise_gen.manual_seed(config.seed * 7919 + 1000 * ctx.rank + 2 + 10_000_019 * step)
@@ -141,17 +157,17 @@ def train(task, data: TrainingData, config: LoopConfig, run_folder: Path, weight
     val_gen = torch.Generator(device).manual_seed(config.seed * 7919 + 3)
     validation = task.prepare(data.sample(config.n_validation, val_gen).to(device), val_gen)
     log = MetricsLog(Path(run_folder), ctx.is_main)
+    log.truncate_after(step)
 
     start = time.monotonic()
-    recent: list[float] = []
     metrics: dict[str, float] = {}
     validated_at = checkpointed_at = -1
 
     def checkpoint():
         nonlocal checkpointed_at
         if ctx.is_main:
-            save_checkpoint(checkpoint_folder, TrainingState(task.kind, step, model.config, ema.updates), model,
-                            ema.model, optimizer, generators)
+            save_checkpoint(checkpoint_folder, TrainingState(task.kind, step, model.config, ema.updates,
+                                                             tuple(recent)), model, ema.model, optimizer, generators)
             task.export(ema.model, weights_folder, validation)
         barrier(ctx)
         checkpointed_at = step

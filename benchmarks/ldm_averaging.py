@@ -1,0 +1,146 @@
+"""Does averaging ``ldm`` samples converge on the truth? (issue 5, criterion 5)
+
+For each of ``--projections`` projections (held-out structures in turn, a random orientation and in-plane shift
+each), ``--n`` particles are simulated at 300 kV that share the specimen, rotation and shift (so the truth) but
+have independent noise, defocus, Cs, ice, neighbours and contrast factor (the simulator's defaults at ``--dose``;
+contrast factor 0.4-1.0 as in training). Each particle is retrieved by one ``ldm`` sample, the ``regression`` peer
+and the Wiener filter; the outputs are averaged over 4 particles (every disjoint group of 4) and over all ``--n``;
+the FRC of each average against the truth, averaged over groups and projections, is reported as its mean above
+1/12 A^-1 (up to Nyquist).
+
+Requirement: ldm beats the peer at ``--n`` (100), beats Wiener at 4, and comes within 0.01 of Wiener at ``--n``.
+
+    python benchmarks/ldm_averaging.py [--weights runs/default/weights] [--n 100] [--projections 8] [--dose 30]
+        [--steps 20] [--threads 2] [--out docs/figures]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, replace
+
+import torch
+
+from _common import HELDOUT_STRUCTURES, add_common_arguments, evaluation_config, markdown, mean_frc_above, start
+from cryophase.evaluation.figures import curves_plot
+from cryophase.evaluation.frc import FrcCurves, fourier_ring_correlation
+from cryophase.retrieval.base import get_method
+from cryophase.simulation import simulate_batch
+from cryophase.simulation.batch import random_rotations
+from cryophase.specimens.base import Projection, Specimen
+from cryophase.specimens.registry import load_specimens
+
+MIN_FREQUENCY_PER_ANGSTROM = 1.0 / 12.0
+SMALL_GROUP = 4
+WIENER_TOLERANCE = 0.01
+METHODS = ("ldm sample", "regression", "wiener")
+VOLTAGE_KV = 300.0
+
+
+@dataclass(frozen=True)
+class FixedView:
+    """A specimen always projected at one rotation ``(3, 3)`` and shift ``(2,)`` A, whatever the simulator draws."""
+
+    specimen: Specimen
+    rotation: torch.Tensor
+    shift_angstrom: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        return f"{self.specimen.name} (fixed view)"
+
+    def project(self, rotations: torch.Tensor, shifts_angstrom: torch.Tensor, image_shape: tuple[int, int],
+                pixel_size_angstrom: float, *, b_factor_a2: float = 0.0) -> Projection:
+        b = rotations.shape[0]
+        return self.specimen.project(self.rotation.to(rotations).expand(b, 3, 3),
+                                     self.shift_angstrom.to(shifts_angstrom).expand(b, 2), image_shape,
+                                     pixel_size_angstrom, b_factor_a2=b_factor_a2)
+
+
+def group_frc(outputs: torch.Tensor, truth: torch.Tensor, group: int) -> FrcCurves:
+    """FRC of the averages of disjoint groups of ``group`` outputs ``(N, H, W)`` against ``truth`` ``(1, H, W)``,
+    averaged over the groups (a batch of one)."""
+    n_groups = outputs.shape[0] // group
+    averages = outputs[: n_groups * group].double().reshape(n_groups, group, *outputs.shape[-2:]).mean(dim=1)
+    return fourier_ring_correlation(averages, truth.double().expand_as(averages)).mean()
+
+
+def mean_of(curves: list[FrcCurves]) -> FrcCurves:
+    """The average of batch-of-one FRC curves."""
+    return replace(curves[0], correlation=torch.cat([c.correlation for c in curves])).mean()
+
+
+def averaging_benchmark(weights, *, steps: int = 20, seed: int = 100, n: int = 100, projections: int = 8,
+                        dose_e_per_a2: float = 30.0, out: str | None = None) -> dict:
+    """Run the benchmark, print its tables and return ``{"measured": str, "pass": bool, "rows": [...]}``."""
+    specimens = load_specimens([str(p) for p in HELDOUT_STRUCTURES], torch.Generator().manual_seed(0))
+    methods = {"ldm sample": get_method("ldm", weights=weights, n_steps=steps, samples=1),
+               "regression": get_method("regression", weights=weights), "wiener": get_method("wiener")}
+    # One voltage: the truth phase (sigma_e V) depends on it, and every particle must share the same truth.
+    config = replace(evaluation_config(dose_e_per_a2=dose_e_per_a2), box_size=methods["ldm sample"].grid.image_size,
+                     voltage_choices_kv=(VOLTAGE_KV,))
+    g = torch.Generator().manual_seed(seed)
+    curves = {(m, k): [] for m in METHODS for k in (SMALL_GROUP, n)}
+    per_projection = []
+    for p in range(projections):
+        rotation = random_rotations(torch.randn(1, 4, generator=g))[0]
+        shift = torch.randn(2, generator=g) * config.shift_sd_pixels * config.pixel_size_angstrom
+        view = FixedView(specimens[p % len(specimens)], rotation, shift)
+        batch = simulate_batch([view], config, n, torch.Generator().manual_seed(seed + 1000 + p))
+        truth = batch.phase[:1]
+        row = {"projection": p + 1, "structure": view.specimen.name}
+        for name, method in methods.items():
+            generator = torch.Generator().manual_seed(seed + p)
+            phase = method.reconstruct(batch.counts, batch.physics, generator=generator).phase
+            for k in (SMALL_GROUP, n):
+                curves[(name, k)].append(group_frc(phase, truth, k))
+            row[f"{name} @{n}"] = mean_frc_above(curves[(name, n)][-1], config.pixel_size_angstrom,
+                                                 MIN_FREQUENCY_PER_ANGSTROM)
+        per_projection.append(row)
+    mean_curves = {key: mean_of(c) for key, c in curves.items()}
+    score = {key: mean_frc_above(c, config.pixel_size_angstrom, MIN_FREQUENCY_PER_ANGSTROM)
+             for key, c in mean_curves.items()}
+    rows = [{"method": m, f"mean FRC > 1/12 A^-1, average of {SMALL_GROUP}": score[(m, SMALL_GROUP)],
+             f"average of {n}": score[(m, n)]} for m in METHODS]
+    ldm, peer, wiener = "ldm sample", "regression", "wiener"
+    checks = [{"requirement": f"ldm beats the regression peer at {n}", "ldm": score[(ldm, n)],
+               "other": score[(peer, n)], "pass": score[(ldm, n)] > score[(peer, n)]},
+              {"requirement": f"ldm beats Wiener at {SMALL_GROUP}", "ldm": score[(ldm, SMALL_GROUP)],
+               "other": score[(wiener, SMALL_GROUP)], "pass": score[(ldm, SMALL_GROUP)] > score[(wiener, SMALL_GROUP)]},
+              {"requirement": f"ldm within {WIENER_TOLERANCE} of Wiener at {n} (or better)", "ldm": score[(ldm, n)],
+               "other": score[(wiener, n)], "pass": score[(ldm, n)] >= score[(wiener, n)] - WIENER_TOLERANCE}]
+    print(f"## Averaging {n} particles of one projection ({projections} projections of {len(specimens)} held-out "
+          f"structures, {dose_e_per_a2:g} e/A^2, ldm {steps} steps, one sample per particle)\n")
+    print(markdown(rows))
+    print(f"\nper projection, mean FRC > 1/12 A^-1 of the average of {n}:\n")
+    print(markdown(per_projection))
+    print("\n## Verdict (criterion 5)\n")
+    print(markdown(checks))
+    if out is not None:
+        frequency = mean_curves[(ldm, n)].frequency_per_angstrom(config.pixel_size_angstrom).numpy()
+        path = curves_plot({f"{m}, {k}": (frequency, mean_curves[(m, k)].correlation[0].numpy()) for m in METHODS
+                            for k in (SMALL_GROUP, n)}, f"{out}/ldm_averaging_frc.png",
+                           xlabel="spatial frequency (1/Å)", ylabel="FRC of the average vs truth",
+                           title=f"Averages of {SMALL_GROUP} and {n} particles of one projection",
+                           hlines={"0": 0.0})
+        print(f"\nfigure: {path}")
+    measured = "; ".join(f"{c['requirement']}: {c['ldm']:.3f} vs {c['other']:.3f}" for c in checks)
+    return {"measured": measured, "pass": all(c["pass"] for c in checks), "rows": rows}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, n_default=100, out_default="docs/figures")
+    parser.add_argument("--projections", type=int, default=8, help="projections (held-out structures in turn)")
+    parser.add_argument("--dose", type=float, default=30.0, help="e/A^2 of every particle")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    start(args, "ldm: averaging single samples of one projection")
+    if args.n < 2 * SMALL_GROUP:
+        parser.error(f"--n must be at least {2 * SMALL_GROUP}")
+    averaging_benchmark(args.weights, steps=args.steps, seed=args.seed, n=args.n, projections=args.projections,
+                        dose_e_per_a2=args.dose, out=args.out)
+
+
+if __name__ == "__main__":
+    main()
