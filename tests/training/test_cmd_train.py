@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from cryophase.cli.main import app
 from cryophase.simulation import SimulationConfig
 from cryophase.simulation.dataset import simulate_dataset
+from cryophase.training.presets import get_preset
 from cryophase.specimens.synthetic import SyntheticProteinConfig, random_synthetic_protein
 
 
@@ -24,7 +25,11 @@ def test_train_vae_then_ldm_from_folder(tmp_path):
         assert result.exit_code == 0, result.output
         assert f"{kind}: 1 steps" in result.output
     weights = tmp_path / "run" / "weights"
-    assert json.loads((weights / "denoiser.json").read_text())["extra"]["condition_method"] == "wiener"
+    # the denoiser records the conditioning method it was trained with, the preset's
+    assert (json.loads((weights / "denoiser.json").read_text())["extra"]["condition_method"]
+            == get_preset("default").condition_method)
+    # and the conditioning was cached in the data folder, keyed by method, options, seed and count
+    assert (tmp_path / "sim" / f"condition_{get_preset('default').condition_method}.mrcs").is_file()
     # A second run into the same folder is refused without --overwrite or --resume.
     again = runner.invoke(app, ["train", "vae", *common])
     assert again.exit_code == 2 and "--overwrite" in again.output
