@@ -89,7 +89,8 @@ class LatentDiffusionReconstructor:
                             n_steps=self.n_steps, sampler=self.sampler, guidance=guidance)
         shape = tuple(counts.shape[-2:])
         phase = from_model_grid(out.mean, pixel, model_pixel, shape)
-        std = from_model_grid(out.std, pixel, model_pixel, shape) if out.std is not None else None
+        # Fourier resampling can ring below zero where the sd map has sharp edges: an sd is never negative
+        std = from_model_grid(out.std, pixel, model_pixel, shape).clamp_min(0) if out.std is not None else None
         return phase, std
 
     def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
