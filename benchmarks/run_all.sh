@@ -9,9 +9,9 @@ mkdir -p docs/benchmarks
 HELDOUT="--specimen ../shared/data/structures/1aki.pdb --specimen ../shared/data/structures/3o5r.pdb --specimen ../shared/data/structures/5h73.pdb --specimen ../shared/data/structures/7gsa.cif"
 declare -A CMD=(
   [specimens]="python benchmarks/specimens.py"
-  [simulate]="python benchmarks/simulate.py"
+  [simulate]="python benchmarks/simulate.py --repeats 2"
   [realism]="python benchmarks/realism.py"
-  [retrieval]="python benchmarks/retrieval.py"
+  [retrieval]="python benchmarks/retrieval.py --particles 32"
   [streaming]="python benchmarks/streaming.py --sizes 10000 100000 --clean"
   [ldm]="python benchmarks/ldm.py $HELDOUT"
   [averaging]="python benchmarks/ldm_averaging.py"

@@ -249,6 +249,8 @@ REAL_STACKS = [
     ("empiar10076/empiar_10076_7.cs", None),
     ("aspire_sample/sample_particles_relion30.star", None),
     ("aspire_sample/sample_particles_relion31.star", None),
+    # cryo-ET sub-tilts: 219 particles named 000001@..., pixel size from magnification (10000 x, 1.96 um)
+    ("cryoet_subtilts/sta_testing_bin8.star", None),
 ]
 
 
