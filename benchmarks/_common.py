@@ -140,3 +140,13 @@ def calibration(truth: torch.Tensor, mean: torch.Tensor, sd: torch.Tensor, suppo
     rmse_particle = ((error**2 * weights).sum(dim=(-2, -1)) / n_inside).sqrt()
     pearson = float(torch.corrcoef(torch.stack([sd_particle, rmse_particle]))[0, 1])
     return {"coverage": coverage, "sd_rmse_pearson": pearson}
+
+
+def centred_blob(n: int, size: int, pixel_size_angstrom: float, sd_angstrom: float) -> torch.Tensor:
+    """A data-free baseline: the same centred Gaussian ``(n, size, size)`` for every particle (peak 1).
+
+    Learned priors on centred particles start from this; a method must beat it to show it used the data.
+    """
+    axis = (torch.arange(size, dtype=torch.float32) - size // 2) * pixel_size_angstrom
+    r2 = axis[:, None] ** 2 + axis[None, :] ** 2
+    return torch.exp(-r2 / (2 * sd_angstrom**2)).expand(n, size, size).clone()

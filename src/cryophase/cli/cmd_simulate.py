@@ -46,7 +46,7 @@ def simulate(
                                          "simulation.json."),
     n: int = typer.Option(..., "--n", help="Number of particles."),
     specimen: List[str] = typer.Option(["synthetic"], "--specimen",
-                                       help="'synthetic' (random pseudo-proteins) or a PDB/mmCIF/MRC file; repeat "
+                                       help="'synthetic' (random pseudo-proteins), a PDB/mmCIF file, an MRC map, or a .mrcs stack of phase images (rad at 300 kV); repeat "
                                             "for several."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same bytes."),
     dose: Optional[str] = typer.Option(None, "--dose", help=_range_help("Exposure, e/A^2",

@@ -10,6 +10,7 @@ from cryophase.errors import CryophaseError
 from cryophase.specimens.atoms import STRUCTURE_SUFFIXES, AtomicModel
 from cryophase.specimens.base import Specimen
 from cryophase.specimens.maps import MAP_SUFFIXES, DensityMap
+from cryophase.specimens.phase_stack import PHASE_STACK_SUFFIXES, phase_stack_specimens
 from cryophase.specimens.synthetic import SyntheticProteinConfig, random_synthetic_protein
 
 SYNTHETIC = "synthetic"
@@ -60,25 +61,36 @@ def load_specimens(
             if not files:
                 raise CryophaseError(f"{path}: folder holds no structure ({', '.join(STRUCTURE_SUFFIXES)}) or map "
                                      f"({', '.join(MAP_SUFFIXES)}) file")
-            specimens += [load_specimen_file(p) for p in files]
+            specimens += [s for p in files for s in load_specimen_files(p)]
         else:
-            specimens.append(load_specimen_file(path))
+            specimens += load_specimen_files(path)
     return specimens
 
 
+def load_specimen_files(path: Path) -> list[Specimen]:
+    """The specimens in one file: a structure or map gives one, a ``.mrcs`` phase stack one per image."""
+    if _kind(path) == "phase_stack":
+        return list(phase_stack_specimens(path))
+    return [load_specimen_file(path)]
+
+
 def load_specimen_file(path: Path) -> Specimen:
-    """One structure or map file, by its extension."""
+    """One structure or map file, by its extension (a ``.mrcs`` phase stack gives one specimen per image: use
+    :func:`load_specimen_files`)."""
     kind = _kind(path)
     if kind == "structure":
         return AtomicModel.from_file(path)
     if kind == "map":
         return DensityMap.from_file(path)
     raise CryophaseError(f"{path}: unknown specimen file type; expected a structure "
-                         f"({', '.join(STRUCTURE_SUFFIXES)}) or a map ({', '.join(MAP_SUFFIXES)})")
+                         f"({', '.join(STRUCTURE_SUFFIXES)}), a map ({', '.join(MAP_SUFFIXES)}) or a phase stack "
+                         f"({', '.join(PHASE_STACK_SUFFIXES)})")
 
 
 def _kind(path: Path) -> str | None:
     name = path.name.lower()
+    if name.endswith(PHASE_STACK_SUFFIXES):
+        return "phase_stack"
     if name.endswith(STRUCTURE_SUFFIXES):
         return "structure"
     if name.endswith(MAP_SUFFIXES):
