@@ -19,8 +19,9 @@ declare -A CMD=(
 )
 ORDER=(specimens simulate realism retrieval streaming ldm averaging real)
 sections=("$@")
-[ ${#sections[@]} -eq 0 ] && sections=("${ORDER[@]}")
-for s in "${sections[@]}"; do
+if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
+[ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")
+for s in "${sections[@]+"${sections[@]}"}"; do
   cmd="${CMD[$s]}"
   {
     echo "## $s"
