@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
-
 from cryophase.diffusion.schedule import DiffusionConfig
 
 
-def _ddim(config: DiffusionConfig) -> DDIMScheduler:
+def _ddim(config: DiffusionConfig) -> "DDIMScheduler":
+    from diffusers import DDIMScheduler  # imported here: diffusers takes seconds to import
+
     return DDIMScheduler(**config.scheduler_kwargs(), clip_sample=False, set_alpha_to_one=False,
                          timestep_spacing="trailing")
 
 
-def _dpm_solver(config: DiffusionConfig) -> DPMSolverMultistepScheduler:
+def _dpm_solver(config: DiffusionConfig) -> "DPMSolverMultistepScheduler":
+    from diffusers import DPMSolverMultistepScheduler
+
     return DPMSolverMultistepScheduler(**config.scheduler_kwargs(), algorithm_type="dpmsolver++", solver_order=2,
                                        timestep_spacing="trailing")
 

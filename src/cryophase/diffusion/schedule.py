@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from diffusers import DDPMScheduler
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
@@ -44,6 +43,8 @@ class NoiseSchedule:
 
     def __init__(self, config: DiffusionConfig):
         self.config = config
+        from diffusers import DDPMScheduler  # imported here: diffusers takes seconds to import
+
         self.alphas_cumprod = DDPMScheduler(**config.scheduler_kwargs()).alphas_cumprod.to(torch.float32)
 
     def coefficients(self, timesteps: torch.Tensor, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
