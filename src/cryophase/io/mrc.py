@@ -178,8 +178,9 @@ def write_stack(path: str | Path, images: torch.Tensor | np.ndarray, pixel_size_
 class MrcStackWriter:
     """Write a stack of known size in chunks, without holding it in memory.
 
-    The file is created at full size in a temporary path, filled chunk by chunk, and renamed into place by
-    :meth:`finalize`. Used by ``simulate`` and ``retrieve`` on large stacks.
+    The file is created at full size (sparse) in a temporary path, filled chunk by chunk with ``pwrite`` (no
+    memory map, so the resident memory of a writer does not grow with the stack), and renamed into place by
+    :meth:`finalize`, which writes the header statistics accumulated chunk by chunk. Used by ``simulate``.
     """
 
     def __init__(self, path: str | Path, n_images: int, shape: tuple[int, int], pixel_size_angstrom: float,
@@ -188,25 +189,52 @@ class MrcStackWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp_path = Path(tmp_path) if tmp_path is not None else _atomic_target(self.path)
         self.n_images = n_images
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
         mrc = mrcfile.new_mmap(self.tmp_path, shape=(n_images, *shape), mrc_mode=_mode(dtype), overwrite=True)
         mrc.set_image_stack()
         mrc.voxel_size = float(pixel_size_angstrom)
         label_header(mrc)
-        self._mrc = mrc
+        self._data_offset = int(mrc.header.nbytes) + int(mrc.header.nsymbt)
+        mrc.close()
+        self._frame_bytes = shape[0] * shape[1] * self.dtype.itemsize
+        self._fd = os.open(self.tmp_path, os.O_RDWR)
+        self._count, self._min, self._max, self._sum, self._sum_sq = 0, np.inf, -np.inf, 0.0, 0.0
 
     def write(self, start: int, images: torch.Tensor) -> None:
-        arr = images.detach().cpu().numpy()
-        self._mrc.data[start : start + arr.shape[0]] = arr
+        """Write ``images`` (n, H, W) at image index ``start``."""
+        arr = np.ascontiguousarray(images.detach().cpu().numpy().astype(self.dtype, copy=False))
+        if arr.shape[1:] != self.shape or start < 0 or start + arr.shape[0] > self.n_images:
+            raise ValueError(f"{self.path}: cannot write images of shape {arr.shape} at index {start} into a "
+                             f"stack of {self.n_images} x {self.shape}")
+        view = memoryview(arr).cast("B")
+        offset = self._data_offset + start * self._frame_bytes
+        while view.nbytes:
+            written = os.pwrite(self._fd, view, offset)
+            view, offset = view[written:], offset + written
+        values = arr.astype(np.float64)
+        self._count += values.size
+        self._min, self._max = min(self._min, float(values.min())), max(self._max, float(values.max()))
+        self._sum += float(values.sum())
+        self._sum_sq += float((values * values).sum())
 
     def finalize(self) -> None:
-        self._mrc.update_header_stats()
-        self._mrc.flush()
-        self._mrc.close()
+        """Write the header statistics and rename the stack into place."""
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        mean = self._sum / max(self._count, 1)
+        with mrcfile.mmap(self.tmp_path, mode="r+", permissive=True) as mrc:
+            mrc.header.dmin, mrc.header.dmax = self._min, self._max
+            mrc.header.dmean = mean
+            mrc.header.rms = float(np.sqrt(max(self._sum_sq / max(self._count, 1) - mean**2, 0.0)))
         os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:
         try:
-            self._mrc.close()
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
         finally:
             if self.tmp_path.exists():
                 self.tmp_path.unlink()
