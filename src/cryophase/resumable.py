@@ -27,7 +27,7 @@ from mrcfile.dtypes import HEADER_DTYPE
 
 from cryophase.errors import CryophaseError
 from cryophase.io.atomic import temporary_sibling
-from cryophase.io.mrc import label_header
+from cryophase.io.mrc import label_header, pwrite_all
 from cryophase.io.outputs import write_json_atomic
 
 JOURNAL_PREFIX = ".retrieve-journal.rank"
@@ -97,11 +97,7 @@ class ChunkWriter:
         if data.shape[1:] != self.shape or start < 0 or start + data.shape[0] > self.n_images:
             raise ValueError(f"{self.path}: cannot write images of shape {data.shape} at index {start} into a "
                              f"stack of {self.n_images} x {self.shape}")
-        view = memoryview(data).cast("B")
-        offset = self._data_offset + start * self._frame_bytes
-        while view.nbytes:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
+        pwrite_all(self._fd, data, self._data_offset + start * self._frame_bytes)
 
     def sync(self) -> None:
         """Make everything written so far durable (before it is recorded in a journal)."""

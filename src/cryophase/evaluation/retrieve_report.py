@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from cryophase.errors import CryophaseError
+from cryophase.evaluation.frc import ring_index
 from cryophase.evaluation.figures import Panel, curves_plot, particle_grid
 from cryophase.evaluation.metrics import EvaluationConfig, evaluate_phases
 from cryophase.evaluation.report import write_html_report
@@ -35,14 +36,10 @@ def radial_power_spectrum(images: torch.Tensor, pixel_size_angstrom: float) -> t
     """Mean radially averaged power spectrum of ``(B, H, W)`` images (mean removed), with frequencies in 1/A."""
     b, h, w = images.shape
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.rfft2(centred).abs().pow(2).mean(dim=0)
-    fy = torch.fft.fftfreq(h)[:, None]
-    fx = torch.fft.rfftfreq(w)[None, :]
-    ring = torch.round(torch.sqrt(fy**2 + fx**2) * min(h, w)).long()
-    n_rings = min(h, w) // 2 + 1
-    keep = ring < n_rings
-    sums = torch.zeros(n_rings, dtype=power.dtype).index_add_(0, ring[keep], power[keep])
-    counts = torch.zeros(n_rings, dtype=power.dtype).index_add_(0, ring[keep], torch.ones_like(power[keep]))
+    power = torch.fft.fft2(centred).abs().pow(2).mean(dim=0).reshape(-1)
+    index, n_rings = ring_index((h, w))
+    sums = torch.zeros(n_rings + 1, dtype=power.dtype).index_add_(0, index.reshape(-1), power)[:n_rings]
+    counts = torch.bincount(index.reshape(-1), minlength=n_rings + 1)[:n_rings].to(power.dtype)
     spectrum = (sums / counts.clamp_min(1)).numpy()
     frequency = np.arange(n_rings) / (min(h, w) * pixel_size_angstrom)
     return frequency[1:], spectrum[1:]

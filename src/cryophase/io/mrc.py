@@ -175,6 +175,14 @@ def write_stack(path: str | Path, images: torch.Tensor | np.ndarray, pixel_size_
             tmp.unlink()
 
 
+def pwrite_all(fd: int, data: np.ndarray, offset: int) -> None:
+    """Write all bytes of a C-contiguous array at ``offset`` of file descriptor ``fd`` (no memory map)."""
+    view = memoryview(np.ascontiguousarray(data)).cast("B")
+    while view.nbytes:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
 class MrcStackWriter:
     """Write a stack of known size in chunks, without holding it in memory.
 
@@ -207,11 +215,7 @@ class MrcStackWriter:
         if arr.shape[1:] != self.shape or start < 0 or start + arr.shape[0] > self.n_images:
             raise ValueError(f"{self.path}: cannot write images of shape {arr.shape} at index {start} into a "
                              f"stack of {self.n_images} x {self.shape}")
-        view = memoryview(arr).cast("B")
-        offset = self._data_offset + start * self._frame_bytes
-        while view.nbytes:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
+        pwrite_all(self._fd, arr, self._data_offset + start * self._frame_bytes)
         values = arr.astype(np.float64)
         self._count += values.size
         self._min, self._max = min(self._min, float(values.min())), max(self._max, float(values.max()))
