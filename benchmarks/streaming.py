@@ -7,7 +7,8 @@ written chunk by chunk with ``MrcStackWriter``) and a RELION 3.1 STAR file for e
 
 * peak RssAnon: anonymous memory (heap, tensors, the metadata table): what the run really holds;
 * peak RSS (VmHWM): anonymous + file pages mapped into the process (the memory-mapped input);
-* particles/s over the whole command (start-up, reading the STAR file and writing outputs included).
+* particles/s over the whole command (start-up, reading the STAR file and writing outputs included);
+* the input STAR file's size: its 26 columns are those of a RELION Refine3D particles table.
 
 Usage::
 
@@ -55,23 +56,45 @@ def template_counts(box: int) -> torch.Tensor:
 
 
 def write_synthetic(folder: Path, n: int, box: int, dtype: np.dtype, chunk: int = 8192) -> Path:
-    """``folder/particles.mrcs`` (n noisy copies of the templates) and ``folder/particles.star``."""
-    star = folder / "particles.star"
+    """``folder/particles.mrcs`` (n noisy copies of the templates) and ``folder/particles.star``.
+
+    The STAR file carries what a RELION Refine3D particles table does (micrograph names, coordinates, angles,
+    origins, class, half set, ...), so that the metadata's share of memory is measured at a realistic size.
+    """
+    star, stack = folder / "particles.star", folder / "particles.mrcs"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not stack.exists():
+        templates = template_counts(box)
+        generator = torch.Generator().manual_seed(0)
+        writer = MrcStackWriter(stack, n, (box, box), PIXEL_A, dtype=dtype)
+        for begin in range(0, n, chunk):
+            expected = templates[torch.arange(begin, min(begin + chunk, n)) % N_TEMPLATES]
+            noise = torch.randn(expected.shape, generator=generator)  # Gaussian approximation of Poisson noise
+            writer.write(begin, (expected + expected.sqrt() * noise).round().clamp_min(0))
+        writer.finalize()
     if star.exists():
         return star
-    folder.mkdir(parents=True, exist_ok=True)
-    templates = template_counts(box)
-    generator = torch.Generator().manual_seed(0)
-    writer = MrcStackWriter(folder / "particles.mrcs", n, (box, box), PIXEL_A, dtype=dtype)
-    for begin in range(0, n, chunk):
-        expected = templates[torch.arange(begin, min(begin + chunk, n)) % N_TEMPLATES]
-        noise = torch.randn(expected.shape, generator=generator)  # Gaussian approximation of Poisson noise
-        writer.write(begin, (expected + expected.sqrt() * noise).round().clamp_min(0))
-    writer.finalize()
-    defocus = DEFOCI_ANGSTROM[np.arange(n) % N_TEMPLATES]
-    particles = pd.DataFrame({"rlnImageName": [f"{i + 1:07d}@particles.mrcs" for i in range(n)],
-                              "rlnDefocusU": defocus, "rlnDefocusV": defocus, "rlnDefocusAngle": 0.0,
-                              "rlnOpticsGroup": 1})
+    rng = np.random.default_rng(0)
+    index = np.arange(n)
+    defocus = DEFOCI_ANGSTROM[index % N_TEMPLATES]
+    micrograph = [f"MotionCorr/job002/Movies/FoilHole_{i // 300:08d}_Data_fractions.mrc" for i in index]
+    particles = pd.DataFrame({
+        "rlnCoordinateX": rng.uniform(0, 4096, n).round(1), "rlnCoordinateY": rng.uniform(0, 4096, n).round(1),
+        "rlnClassNumber": 1, "rlnAutopickFigureOfMerit": rng.normal(1, 0.3, n).round(6),
+        "rlnAnglePsi": rng.uniform(-180, 180, n).round(6),
+        "rlnImageName": [f"{i + 1:07d}@particles.mrcs" for i in index],
+        "rlnMicrographName": micrograph,
+        "rlnOpticsGroup": 1, "rlnCtfMaxResolution": rng.uniform(3, 6, n).round(6),
+        "rlnCtfFigureOfMerit": rng.uniform(0.05, 0.3, n).round(6),
+        "rlnDefocusU": defocus, "rlnDefocusV": defocus, "rlnDefocusAngle": 0.0,
+        "rlnCtfBfactor": 0.0, "rlnCtfScalefactor": 1.0, "rlnPhaseShift": 0.0,
+        "rlnGroupNumber": index // 300 % 50 + 1,
+        "rlnAngleRot": rng.uniform(-180, 180, n).round(6), "rlnAngleTilt": rng.uniform(0, 180, n).round(6),
+        "rlnOriginXAngst": rng.normal(0, 2, n).round(6), "rlnOriginYAngst": rng.normal(0, 2, n).round(6),
+        "rlnNormCorrection": rng.normal(1, 0.05, n).round(6), "rlnLogLikeliContribution": rng.normal(1e5, 1e3, n).round(2),
+        "rlnMaxValueProbDistribution": rng.uniform(0, 1, n).round(6), "rlnNrOfSignificantSamples": 1,
+        "rlnRandomSubset": index % 2 + 1,
+    })
     optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"],
                            "rlnAmplitudeContrast": [0.1], "rlnSphericalAberration": [2.7], "rlnVoltage": [300.0],
                            "rlnImagePixelSize": [PIXEL_A], "rlnImageSize": [box], "rlnImageDimensionality": [2]})
@@ -96,6 +119,7 @@ class Measurement:
     peak_rss_anon_mib: float
     peak_rss_mib: float
     peak_rss_file_mib: float
+    star_mib: float = 0.0
 
 
 def measure(command: list[str], n: int) -> Measurement:
@@ -152,19 +176,25 @@ def main() -> None:
         if args.batch_size is not None:
             command += ["--batch-size", str(args.batch_size)]
         rows.append(measure(command, n))
+        rows[-1].star_mib = star.stat().st_size / 2**20
         shutil.rmtree(out)
         if args.clean:
             shutil.rmtree(folder)
 
     print(f"\n`retrieve --method {args.method}`, {args.box}x{args.box} {args.dtype} counts, "
           f"{os.cpu_count()} CPU cores, device {args.device}\n")
-    print("| particles | stack GiB | peak RssAnon MiB | peak RSS (VmHWM) MiB | peak RssFile MiB | seconds "
+    print("| particles | stack GiB | STAR MiB | peak RssAnon MiB | peak RSS (VmHWM) MiB | peak RssFile MiB | seconds "
           "| particles/s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in rows:
         gib = m.n * args.box**2 * np.dtype(args.dtype).itemsize / 2**30
-        print(f"| {m.n:,} | {gib:.2f} | {m.peak_rss_anon_mib:.0f} | {m.peak_rss_mib:.0f} | "
+        print(f"| {m.n:,} | {gib:.2f} | {m.star_mib:.0f} | {m.peak_rss_anon_mib:.0f} | {m.peak_rss_mib:.0f} | "
               f"{m.peak_rss_file_mib:.0f} | {m.seconds:.1f} | {m.n / m.seconds:,.0f} |")
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        per_particle = (last.peak_rss_anon_mib - first.peak_rss_anon_mib) * 2**20 / (last.n - first.n)
+        print(f"\nPeak RssAnon grows by {per_particle:.0f} bytes per particle from {first.n:,} to {last.n:,} "
+              f"particles (one image is {args.box**2 * 4:,} bytes as float32).")
 
 
 if __name__ == "__main__":

@@ -24,18 +24,20 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-import starfile
 import torch
 
 from cryophase.conventions import looks_like_micrometres
 from cryophase.errors import CryophaseError
 from cryophase.io.outputs import _jsonable, prepare_output_dir, provenance, resolve_device, write_json_atomic
 from cryophase.io.particles import ImageConvention, inspect_stack, read_particle_table, to_counts
-from cryophase.io.star import OPTICS_COLUMNS, ParticleImages, ParticleTable, StarError, write_star
+from cryophase.io.star import (OPTICS_COLUMNS, ParticleImages, ParticleTable, StarError, find_particles_table,
+                               write_star)
+from cryophase.io.star_text import rewrite_loop_column, scan_loop_tables
 from cryophase.resumable import (ChunkRecord, ChunkWriter, Journal, Moments, batch_seed, chunk_ranges,
                                  create_partial_stack, finish_stack, journal_paths, load_finished_chunks,
                                  partial_path, remove_partial_run)
@@ -145,41 +147,28 @@ def check_defocus_units(table: ParticleTable, *, force: bool) -> None:
             "the values as Angstrom")
 
 
-def output_image_names(n_particles: int, stack_path: Path) -> list[str]:
-    """RELION image names ``000001@stack`` for every particle, in order."""
-    return [f"{i + 1:06d}@{stack_path}" for i in range(n_particles)]
+def output_image_names(n_particles: int, stack_path: Path) -> Iterator[str]:
+    """RELION image names ``000001@stack`` for every particle, in order (generated, not stored)."""
+    return (f"{i + 1:06d}@{stack_path}" for i in range(n_particles))
 
 
-def _particles_block_key(blocks: dict) -> str:
-    if "particles" in blocks:
-        return "particles"
-    for key, value in blocks.items():
-        if isinstance(value, pd.DataFrame) and "rlnImageName" in value and key != "optics":
-            return key
-    raise StarError("no particles table (a data block with rlnImageName) found")
-
-
-def star_blocks_from_star(table: ParticleTable, image_names: list[str],
-                          pixel_size_angstrom: float | None) -> dict[str, pd.DataFrame]:
-    """The input STAR file's blocks, unchanged but for ``rlnImageName`` (and the pixel size if overridden)."""
-    blocks = starfile.read(table.star_path, always_dict=True)
-    key = _particles_block_key(blocks)
-    particles = blocks[key].copy()
-    if len(particles) != len(image_names):
+def write_star_like_input(table: ParticleTable, destination: Path, stack_path: Path,
+                          pixel_size_angstrom: float | None) -> None:
+    """Copy the input STAR file line by line, every block and column kept, ``rlnImageName`` pointing into
+    ``stack_path`` (and the pixel size set to ``pixel_size_angstrom`` if it was overridden)."""
+    tables = scan_loop_tables(table.star_path)
+    particles = find_particles_table(table.star_path, tables)
+    if particles.n_rows != len(table):
         raise StarError(f"{table.star_path}: the particles table changed while retrieving")
-    particles["rlnImageName"] = image_names
-    blocks[key] = particles
+    set_columns = {}
     if pixel_size_angstrom is not None:
-        if "optics" in blocks and "rlnOpticsGroup" in particles:
-            optics = blocks["optics"].copy()
-            optics["rlnImagePixelSize"] = float(pixel_size_angstrom)
-            blocks["optics"] = optics
-        else:
-            particles["rlnImagePixelSize"] = float(pixel_size_angstrom)
-    return blocks
+        has_optics = any(t.block == "optics" for t in tables) and "rlnOpticsGroup" in particles.columns
+        set_columns["optics" if has_optics else particles.block] = {"rlnImagePixelSize": f"{pixel_size_angstrom:g}"}
+    rewrite_loop_column(table.star_path, destination, particles, "rlnImageName",
+                        output_image_names(len(table), stack_path), set_columns=set_columns)
 
 
-def star_blocks_from_table(table: ParticleTable, image_names: list[str], image_size: int) -> dict[str, pd.DataFrame]:
+def star_blocks_from_table(table: ParticleTable, image_names: Iterable[str], image_size: int) -> dict[str, pd.DataFrame]:
     """RELION 3.1 blocks (optics + particles) for a table without an optics table (e.g. from a ``.cs`` file).
 
     Particles sharing voltage, Cs, amplitude contrast and pixel size form one optics group.
@@ -193,7 +182,7 @@ def star_blocks_from_table(table: ParticleTable, image_names: list[str], image_s
     groups["rlnImageDimensionality"] = 2
     particles = particles.merge(groups[["rlnOpticsGroup", *keys]], on=keys, how="left", validate="many_to_one")
     particles = particles.drop(columns=keys)
-    particles["rlnImageName"] = image_names
+    particles["rlnImageName"] = list(image_names)
     return {"optics": groups, "particles": particles}
 
 
@@ -379,7 +368,8 @@ def _retrieve(particles_path: Path, out_dir: Path, method: str, config: Retrieve
               ctx: DistributedContext, progress, report) -> RetrieveSummary:
     device = ctx.device
     reconstructor = make_reconstructor(method, method_options)
-    table = read_particle_table(particles_path, pixel_size_angstrom=config.pixel_size_angstrom, stack=config.stack)
+    table = read_particle_table(particles_path, pixel_size_angstrom=config.pixel_size_angstrom, stack=config.stack,
+                                imaging_only=True)
     check_defocus_units(table, force=config.force)
     notes: list[str] = []
     start = time.perf_counter()
@@ -459,13 +449,11 @@ def _write_metadata(table: ParticleTable, particles_path: Path, method: str, met
                     has_sd: bool, image_shape: tuple[int, int], device: torch.device, world_size: int) -> None:
     """Rank 0: ``phases.star`` (input metadata pointing into ``phases.mrcs``) and ``retrieve.json``."""
     n = summary.n_particles
-    names = output_image_names(n, summary.phases_stack)
     h, w = image_shape
     if table.star_path.suffix.lower() == ".star":
-        blocks = star_blocks_from_star(table, names, config.pixel_size_angstrom)
+        write_star_like_input(table, summary.phases_star, summary.phases_stack, config.pixel_size_angstrom)
     else:
-        blocks = star_blocks_from_table(table, names, h)
-    write_star(summary.phases_star, blocks)
+        write_star(summary.phases_star, star_blocks_from_table(table, output_image_names(n, summary.phases_stack), h))
     out_dir = summary.phases_stack.parent
     write_json_atomic(summary.provenance_json, {
         **provenance(config),

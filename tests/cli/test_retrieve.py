@@ -107,7 +107,7 @@ def test_retrieve_counts_writes_phases_star_and_provenance(simulated, tmp_path):
     assert "rlnClassNumber" in table.particles and table.optics is not None
     assert list(table.particles["rlnClassNumber"]) == [1, 2, 3, 4, 5]
     with ParticleImages(table) as images:
-        assert images.paths[0].resolve() == (out / "phases.mrcs").resolve()
+        assert images.path_of(0).resolve() == (out / "phases.mrcs").resolve()
         torch.testing.assert_close(images.read(slice(None)), phases)
     record = json.loads((out / "retrieve.json").read_text())
     assert record["method"] == "wiener" and record["n_particles"] == N_PARTICLES

@@ -23,7 +23,7 @@ import torch
 from cryophase.conventions import counts_from_relion_normalised
 from cryophase.errors import CryophaseError
 from cryophase.io.cs import read_particles_cs
-from cryophase.io.star import ParticleImages, ParticleTable, read_particles_star
+from cryophase.io.star import IMAGING_COLUMNS, ParticleImages, ParticleTable, read_particles_star
 from cryophase.physics.ctf import ctf
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.physics.optics import Optics
@@ -50,7 +50,8 @@ class InspectionConfig:
 
 
 def read_particle_table(path: str | Path, *, pixel_size_angstrom: float | None = None,
-                        stack: str | Path | None = None, project_root: str | Path | None = None) -> ParticleTable:
+                        stack: str | Path | None = None, project_root: str | Path | None = None,
+                        imaging_only: bool = False) -> ParticleTable:
     """Read particle metadata from a RELION ``.star`` or a cryoSPARC ``.cs`` file.
 
     Parameters
@@ -59,6 +60,8 @@ def read_particle_table(path: str | Path, *, pixel_size_angstrom: float | None =
     pixel_size_angstrom : overrides the pixel size in the file.
     stack : read images from this MRC stack instead of the stacks the file names.
     project_root : folder that relative image paths are relative to.
+    imaging_only : for a STAR file, keep only the columns imaging needs (:data:`IMAGING_COLUMNS`), with image
+        names encoded as numbers: bounded memory for millions of particles.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -67,7 +70,7 @@ def read_particle_table(path: str | Path, *, pixel_size_angstrom: float | None =
                                  project_root=project_root)
     if suffix == ".star":
         return read_particles_star(path, pixel_size_angstrom=pixel_size_angstrom, stack=stack,
-                                   project_root=project_root)
+                                   project_root=project_root, columns=IMAGING_COLUMNS if imaging_only else None)
     raise CryophaseError(f"{path}: unknown particle file type {suffix or '(none)'}; give a RELION .star or a "
                          "cryoSPARC .cs file")
 

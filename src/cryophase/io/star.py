@@ -18,6 +18,7 @@ import torch
 
 from cryophase.io.atomic import temporary_sibling
 from cryophase.io.mrc import MrcError, MrcStack
+from cryophase.io.star_text import LoopTable, read_loop_columns, scan_loop_tables
 from cryophase.physics.optics import Optics
 
 
@@ -27,6 +28,79 @@ class StarError(ValueError):
 
 OPTICS_COLUMNS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
 CTF_COLUMNS = ("rlnDefocusU",)
+PIXEL_SIZE_COLUMNS = ("rlnImagePixelSize", "rlnPixelSize", "rlnMagnification", "rlnDetectorPixelSize")
+# What imaging needs of each particle: read_particles_star(columns=IMAGING_COLUMNS) keeps only these.
+IMAGING_COLUMNS = ("rlnImageName", "rlnOpticsGroup", *OPTICS_COLUMNS, "rlnDefocusU", "rlnDefocusV",
+                   "rlnDefocusAngle", "rlnPhaseShift", *PIXEL_SIZE_COLUMNS)
+
+
+@dataclass
+class ImageNames:
+    """``rlnImageName`` (``number@stack``) of every particle as numbers and stack codes, not strings.
+
+    Attributes
+    ----------
+    numbers : (N,) int64, the 1-based image number in its stack (1 for a name without ``@``).
+    codes : (N,) int32, index into ``stacks``.
+    stacks : the distinct stack names, as written in the file.
+    """
+
+    numbers: np.ndarray
+    codes: np.ndarray
+    stacks: list[str]
+
+
+class _ImageNameEncoder:
+    """Turns chunks of ``rlnImageName`` strings into numbers and stack codes, sharing one code table."""
+
+    def __init__(self, where: Path):
+        self.where, self.code_of = where, {}
+        self.numbers: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+
+    def add(self, names: pd.Series) -> None:
+        names = names.astype(str)
+        has_at = names.str.contains("@", regex=False).to_numpy()
+        parts = names.str.split("@", n=1, expand=True)
+        if parts.shape[1] == 1:
+            parts[1] = None
+        numbers = pd.to_numeric(parts[0].where(has_at, "1"), errors="coerce").to_numpy()
+        stacks = parts[1].where(has_at, names)
+        bad = ~np.isfinite(numbers) | (numbers != np.round(numbers))
+        if bad.any():
+            name = names.iloc[int(np.flatnonzero(bad)[0])]
+            raise StarError(f"{self.where}: bad rlnImageName {name!r} (expected index@stack)")
+        if (numbers < 1).any():
+            name = names.iloc[int(np.flatnonzero(numbers < 1)[0])]
+            raise StarError(f"{self.where}: bad rlnImageName {name!r}: indices start at 1")
+        inverse, uniques = pd.factorize(stacks)
+        lookup = np.array([self.code_of.setdefault(u, len(self.code_of)) for u in uniques], dtype=np.int32)
+        codes = lookup[inverse]
+        self.numbers.append(numbers.astype(np.int64))
+        self.codes.append(codes)
+
+    def convert(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """For :func:`read_loop_columns`: encode the chunk's names and drop the strings."""
+        if "rlnImageName" in chunk:
+            self.add(chunk["rlnImageName"])
+            chunk = chunk.drop(columns="rlnImageName")
+        return chunk
+
+    def result(self) -> ImageNames:
+        empty = [np.empty(0, dtype=np.int64)]
+        return ImageNames(np.concatenate(self.numbers or empty), np.concatenate(self.codes or empty).astype(np.int32),
+                          list(self.code_of))
+
+
+def find_particles_table(path: Path, tables: list[LoopTable]) -> LoopTable:
+    """The particles loop table: ``data_particles``, else the first non-optics table with ``rlnImageName``."""
+    for t in tables:
+        if t.block == "particles":
+            return t
+    for t in tables:
+        if t.block != "optics" and "rlnImageName" in t.columns:
+            return t
+    raise StarError(f"{path}: no particles table (a data block with rlnImageName) found")
 
 
 @dataclass
@@ -43,6 +117,8 @@ class ParticleTable:
     other_blocks : any other data blocks in the file, kept so nothing is lost on writing.
     stack_override : read every image from this stack (by the index in rlnImageName) instead of the stack
         named in the file, for STAR files whose stacks were moved or renamed.
+    image_names : ``rlnImageName`` as numbers and codes, when the table was read with only some columns (the
+        ``particles`` frame then has no ``rlnImageName`` column).
     """
 
     particles: pd.DataFrame
@@ -51,6 +127,7 @@ class ParticleTable:
     project_root: Path | None = None
     other_blocks: dict = field(default_factory=dict)
     stack_override: Path | None = None
+    image_names: ImageNames | None = None
 
     def __len__(self) -> int:
         return len(self.particles)
@@ -80,31 +157,25 @@ class ParticleTable:
             dtype=dtype,
         )
 
-    def image_locations(self) -> tuple[list[Path], np.ndarray]:
-        """Resolve ``rlnImageName`` into (stack path per particle, 0-based index per particle)."""
-        if "rlnImageName" not in self.particles:
-            raise StarError(f"{self.star_path}: the particles table has no rlnImageName column")
-        paths: list[Path] = []
-        indices = np.empty(len(self.particles), dtype=np.int64)
-        cache: dict[str, Path] = {}
-        for i, name in enumerate(self.particles["rlnImageName"].astype(str)):
-            if "@" in name:
-                number, stack = name.split("@", 1)
-                try:
-                    index = int(number) - 1
-                except ValueError:
-                    raise StarError(f"{self.star_path}: bad rlnImageName {name!r} (expected index@stack)") from None
-            else:
-                index, stack = 0, name
-            if index < 0:
-                raise StarError(f"{self.star_path}: bad rlnImageName {name!r}: indices start at 1")
-            if self.stack_override is not None:
-                stack = str(self.stack_override)
-            if stack not in cache:
-                cache[stack] = self._resolve(stack)
-            paths.append(cache[stack])
-            indices[i] = index
-        return paths, indices
+    def image_locations(self) -> tuple[list[Path], np.ndarray, np.ndarray]:
+        """Resolve ``rlnImageName``.
+
+        Returns
+        -------
+        stacks : the distinct stack files (resolved paths).
+        codes : (N,) int32, each particle's index into ``stacks``.
+        indices : (N,) int64, each particle's 0-based image index in its stack.
+        """
+        names = self.image_names
+        if names is None:
+            if "rlnImageName" not in self.particles:
+                raise StarError(f"{self.star_path}: the particles table has no rlnImageName column")
+            encoder = _ImageNameEncoder(self.star_path)
+            encoder.add(self.particles["rlnImageName"])
+            names = encoder.result()
+        if self.stack_override is not None:
+            return [self._resolve(str(self.stack_override))], np.zeros(len(names.codes), np.int32), names.numbers - 1
+        return [self._resolve(stack) for stack in names.stacks], names.codes, names.numbers - 1
 
     def _resolve(self, stack: str) -> Path:
         candidates = [Path(stack)] if Path(stack).is_absolute() else []
@@ -132,9 +203,25 @@ def _pixel_size_column(df: pd.DataFrame, where: str) -> pd.Series | None:
     return None
 
 
+def _read_some_columns(path: Path, columns: tuple[str, ...]) -> tuple[dict[str, pd.DataFrame], ImageNames]:
+    """The optics table and the particles table's ``columns`` (names encoded), in bounded memory."""
+    tables = scan_loop_tables(path)
+    particles_table = find_particles_table(path, tables)
+    encoder = _ImageNameEncoder(path)
+    blocks = {particles_table.block or "particles": read_loop_columns(path, particles_table, columns,
+                                                                      convert=encoder.convert)}
+    for t in tables:
+        if t.block == "optics" and t is not particles_table:
+            blocks["optics"] = read_loop_columns(path, t)
+    if "rlnImageName" not in particles_table.columns:
+        raise StarError(f"{path}: the particles table has no rlnImageName column")
+    return blocks, encoder.result()
+
+
 def read_particles_star(path: str | Path, *, project_root: str | Path | None = None,
                         pixel_size_angstrom: float | None = None,
-                        stack: str | Path | None = None) -> ParticleTable:
+                        stack: str | Path | None = None,
+                        columns: tuple[str, ...] | None = None) -> ParticleTable:
     """Read a RELION particles STAR file (3.0, 3.1, 4 or 5).
 
     Parameters
@@ -143,6 +230,9 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
     project_root : folder that RELION paths are relative to (defaults to trying the STAR file's parents).
     pixel_size_angstrom : overrides any pixel size in the file (and supplies one when the file has none).
     stack : read images from this MRC stack instead of the stacks named in rlnImageName.
+    columns : read only these columns of the particles table (e.g. :data:`IMAGING_COLUMNS`), line by line,
+        with ``rlnImageName`` kept as numbers and codes (``image_names``): memory then grows by a few float
+        columns per particle instead of every string in the file. Other data blocks are not kept.
 
     Raises
     ------
@@ -154,8 +244,14 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
         raise StarError(f"{path}: no such file")
     if not os.access(path, os.R_OK):
         raise StarError(f"{path}: not readable (permission denied)")
+    image_names = None
     try:
-        blocks = starfile.read(path, always_dict=True)
+        if columns is None:
+            blocks = starfile.read(path, always_dict=True)
+        else:
+            blocks, image_names = _read_some_columns(path, tuple(columns))
+    except StarError:
+        raise
     except Exception as exc:
         raise StarError(f"{path}: not a readable STAR file ({type(exc).__name__}: {exc})") from None
     if not blocks:
@@ -167,14 +263,15 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
         particles_key = "particles"
     else:
         candidates = [k for k, v in blocks.items()
-                      if isinstance(v, pd.DataFrame) and "rlnImageName" in v and k != "optics"]
+                      if isinstance(v, pd.DataFrame) and k != "optics"
+                      and ("rlnImageName" in v or image_names is not None)]
         if not candidates:
             raise StarError(f"{path}: no particles table (a data block with rlnImageName) found")
         particles_key = candidates[0]
     particles = blocks[particles_key].copy()
     if not isinstance(particles, pd.DataFrame) or len(particles) == 0:
         raise StarError(f"{path}: the particles table is empty")
-    if "rlnImageName" not in particles:
+    if "rlnImageName" not in particles and image_names is None:
         raise StarError(f"{path}: the particles table has no rlnImageName column")
     other = {k: v for k, v in blocks.items() if k not in (particles_key, "optics")}
 
@@ -183,7 +280,8 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
         ps = _pixel_size_column(optics, "optics")
         if ps is not None:
             optics["rlnImagePixelSize"] = ps
-        keep = [c for c in optics.columns if c not in particles.columns or c == "rlnOpticsGroup"]
+        keep = [c for c in optics.columns if (c not in particles.columns or c == "rlnOpticsGroup")
+                and (columns is None or c in columns)]
         merged = particles.merge(optics[keep], on="rlnOpticsGroup", how="left", validate="many_to_one")
         missing_groups = merged[list(OPTICS_COLUMNS)[0]].isna() if OPTICS_COLUMNS[0] in merged else None
         if missing_groups is not None and missing_groups.any():
@@ -219,7 +317,7 @@ def read_particles_star(path: str | Path, *, project_root: str | Path | None = N
                         f"{float(contrast.max()):g}")
     return ParticleTable(particles=particles, optics=optics, star_path=path,
                          project_root=Path(project_root) if project_root else None, other_blocks=other,
-                         stack_override=Path(stack) if stack is not None else None)
+                         stack_override=Path(stack) if stack is not None else None, image_names=image_names)
 
 
 def write_star(path: str | Path, blocks: dict[str, pd.DataFrame]) -> None:
@@ -254,14 +352,15 @@ class ParticleImages:
 
     def __init__(self, table: ParticleTable):
         self.table = table
-        self.paths, self.indices = table.image_locations()
+        self.stack_paths, self.codes, self.indices = table.image_locations()
         self._stacks: dict[Path, MrcStack] = {}
         # Validate counts up front: an index beyond a stack's end is an error before any work is done.
-        by_stack: dict[Path, int] = {}
-        for p, i in zip(self.paths, self.indices):
-            by_stack[p] = max(by_stack.get(p, -1), int(i))
+        last_index = np.full(len(self.stack_paths), -1, dtype=np.int64)
+        np.maximum.at(last_index, self.codes, self.indices)
         shapes = set()
-        for p, max_index in by_stack.items():
+        for p, max_index in zip(self.stack_paths, last_index):
+            if max_index < 0:
+                continue
             stack = self._stack(p)
             if max_index >= len(stack):
                 raise StarError(f"{table.star_path}: image index {max_index + 1} is beyond the end of {p} "
@@ -283,24 +382,26 @@ class ParticleImages:
     def __len__(self) -> int:
         return len(self.indices)
 
+    def path_of(self, row: int) -> Path:
+        """The stack file of particle ``row`` (0-based)."""
+        return self.stack_paths[self.codes[row]]
+
     def read(self, rows) -> torch.Tensor:
         """Images for table rows ``rows`` (array of ints or slice), float32 ``(n, H, W)``."""
         rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
         out = torch.empty((len(rows), *self.image_shape), dtype=torch.float32)
-        groups: dict[Path, list[int]] = {}
-        for j, r in enumerate(rows):
-            groups.setdefault(self.paths[r], []).append(j)
-        for p, js in groups.items():
-            js_arr = np.asarray(js)
+        codes = self.codes[rows]
+        for code in np.unique(codes):
+            js_arr = np.flatnonzero(codes == code)
             idx = self.indices[rows[js_arr]]
             order = np.argsort(idx, kind="stable")
-            block = self._stack(p).read(idx[order])
+            block = self._stack(self.stack_paths[code]).read(idx[order])
             out[torch.from_numpy(js_arr[order])] = block
         bad = ~torch.isfinite(out).flatten(1).all(dim=1)
         if bad.any():
             row = int(rows[int(bad.nonzero()[0, 0])])
             raise StarError(f"{self.table.star_path}: particle {row + 1} (image {int(self.indices[row]) + 1} of "
-                            f"{self.paths[row]}) has NaN or infinite pixels; remove it or repair the stack")
+                            f"{self.path_of(row)}) has NaN or infinite pixels; remove it or repair the stack")
         return out
 
     def close(self) -> None:
