@@ -134,3 +134,31 @@ def test_support_pins_the_phase_outside_to_zero(noisy):
     outside = (y**2 + x**2).sqrt() * 3.0 > SUPPORT_DIAMETER_ANGSTROM / 2
     assert (result.phase[:, outside] == 0).all()
     assert (result.phase[:, ~outside] != 0).any()
+
+
+def test_ml_refine_from_the_wiener_start_is_ml(noisy):
+    # ml starts from the Wiener estimate, so refining that estimate must be exactly ml.
+    _, physics, counts = noisy
+    ml = get_method("ml", n_iterations=5, chunk_size=2)
+    start = Wiener().phase(counts, physics)
+    # (up to rounding: the Wiener filter of a whole batch and of a chunk differ by ~1e-15 rad)
+    torch.testing.assert_close(ml.refine(counts, physics, start).phase, ml.reconstruct(counts, physics).phase,
+                               rtol=0, atol=1e-12)
+
+
+def test_ml_refine_keeps_a_noiseless_truth_and_improves_a_blurred_one(noiseless):
+    phase, physics, counts = noiseless
+    ml = get_method("ml", n_iterations=100, tv_weight=0.0, learning_rate=0.01)
+    kept = ml.refine(counts, physics, phase).phase
+    assert ncc(kept, phase).min() > 0.999  # the truth is the likelihood's maximum
+    blurred = 0.7 * phase  # right shape, wrong strength: the likelihood pulls it back
+    refined = ml.refine(counts, physics, blurred)
+    nll = refined.history["poisson_nll"]
+    assert (nll[-1] < nll[0]).all()
+    assert (refined.phase - phase).abs().mean() < 0.05 * (blurred - phase).abs().mean()  # measured 0.005
+
+
+def test_ml_refine_refuses_a_start_of_another_shape(noisy):
+    _, physics, counts = noisy
+    with pytest.raises(ValueError, match="initial phase"):
+        get_method("ml").refine(counts, physics, counts[:, :-1])

@@ -65,18 +65,25 @@ def threshold_support(phase: torch.Tensor, physics: ImagingPhysics, *, threshold
 CPU_CHUNK_IMAGES = 32
 
 
-def in_chunks(reconstruct: Callable[[torch.Tensor, ImagingPhysics], RetrievalResult], measurement: torch.Tensor,
-              physics: ImagingPhysics, chunk_size: int | None) -> RetrievalResult:
+def in_chunks(reconstruct: Callable[..., RetrievalResult], measurement: torch.Tensor,
+              physics: ImagingPhysics, chunk_size: int | None,
+              initial_phase: torch.Tensor | None = None) -> RetrievalResult:
     """Run ``reconstruct`` on consecutive chunks of the batch and join the results (images are independent, so
     the result does not depend on the chunking). ``chunk_size`` None: :data:`CPU_CHUNK_IMAGES` on a CPU, the
-    whole batch on an accelerator."""
+    whole batch on an accelerator. ``initial_phase`` (B, H, W), when given, is chunked alongside and passed as
+    ``reconstruct``'s third argument."""
     check_measurement(measurement, physics)
     if chunk_size is None:
         chunk_size = CPU_CHUNK_IMAGES if measurement.device.type == "cpu" else max(len(measurement), 1)
+
+    def run(rows: slice) -> RetrievalResult:
+        if initial_phase is None:
+            return reconstruct(measurement[rows], physics[rows])
+        return reconstruct(measurement[rows], physics[rows], initial_phase[rows])
+
     if len(measurement) <= chunk_size:
-        return reconstruct(measurement, physics)
-    parts = [reconstruct(measurement[i : i + chunk_size], physics[i : i + chunk_size])
-             for i in range(0, len(measurement), chunk_size)]
+        return run(slice(None))
+    parts = [run(slice(i, i + chunk_size)) for i in range(0, len(measurement), chunk_size)]
     history = {key: torch.cat([p.history[key] for p in parts], dim=1) for key in parts[0].history}
     return RetrievalResult(torch.cat([p.phase for p in parts]), history)
 

@@ -87,13 +87,26 @@ class PoissonMaximumLikelihood:
                     generator: torch.Generator | None = None) -> RetrievalResult:
         return in_chunks(self._reconstruct, measurement, physics, self.chunk_size)
 
-    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics) -> RetrievalResult:
+    def refine(self, measurement: torch.Tensor, physics: ImagingPhysics,
+               initial_phase: torch.Tensor) -> RetrievalResult:
+        """Run the optimiser from ``initial_phase`` (B, H, W) radians instead of the Wiener estimate.
+
+        Used to polish a learned estimate (``ldm --refine-iterations``) against the measured counts.
+        """
+        if initial_phase.shape != measurement.shape:
+            raise ValueError(f"ml: initial phase {tuple(initial_phase.shape)} and measurement "
+                             f"{tuple(measurement.shape)} differ in shape")
+        return in_chunks(self._reconstruct, measurement, physics, self.chunk_size, initial_phase)
+
+    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics,
+                     initial_phase: torch.Tensor | None = None) -> RetrievalResult:
         check_measurement(measurement, physics)
         physics = physics.to(measurement.device, measurement.dtype)
         n = physics.counts_per_pixel[:, None, None]
         lens = Lens.from_physics(physics, measurement.shape[-2:], dtype=measurement.dtype, device=measurement.device)
         history = History(measurement, physics)
-        start = Wiener().phase(measurement, physics)
+        start = (Wiener().phase(measurement, physics) if initial_phase is None
+                 else initial_phase.to(measurement.device, measurement.dtype))
         if self.positivity:
             start = start.clamp_min(0)
         phase = start.clone().requires_grad_(True)
