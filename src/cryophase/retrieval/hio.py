@@ -14,6 +14,7 @@ unit-modulus constraint it takes the phase of a difference of waves and diverges
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -41,9 +42,42 @@ def require_support(problem: Problem, method: str) -> None:
         raise ValueError(f"{method} needs a support: set support_diameter_angstrom or support_threshold")
 
 
+@dataclass
+class SupportFeedback(ProjectionSettings, ABC):
+    """The loop shared by the support-based feedback methods (HIO, RAAR): ``x <- update(x, P_M x)``, with the
+    object phase of ``P_M x`` as each iteration's estimate. Subclasses set ``beta``'s default and ``update``."""
+
+    name: ClassVar[str] = "support-feedback"
+
+    #: Feedback / relaxation parameter, in (0, 1].
+    beta: float = 0.5
+
+    def __post_init__(self):
+        self._check_settings(self.name)
+        if not 0 < self.beta <= 1:
+            raise ValueError(f"{self.name}: beta must be in (0, 1], got {self.beta}")
+
+    @abstractmethod
+    def update(self, problem: Problem, x: torch.Tensor, projected: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """The next iterate from ``x``, its modulus projection and that projection's object phase."""
+
+    def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
+                    generator: torch.Generator | None = None) -> RetrievalResult:
+        return in_chunks(self._reconstruct, measurement, physics, self.chunk_size)
+
+    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics) -> RetrievalResult:
+        problem = prepare(measurement, physics, self)
+        require_support(problem, self.name)
+        x = problem.lens.exit_wave(problem.start)
+        for _ in range(self.n_iterations):
+            projected, phase = modulus_step(problem, x)
+            x = self.update(problem, x, projected, phase)
+        return RetrievalResult(phase, problem.history.stacked())
+
+
 @register("hio")
 @dataclass
-class HybridInputOutput(ProjectionSettings):
+class HybridInputOutput(SupportFeedback):
     """HIO (Fienup 1982) with a support. The fields are its configuration."""
 
     name: ClassVar[str] = "hio"
@@ -54,22 +88,5 @@ class HybridInputOutput(ProjectionSettings):
     #: while still feeding back.
     beta: float = 0.1
 
-    def __post_init__(self):
-        self._check_settings(self.name)
-        if not 0 < self.beta <= 1:
-            raise ValueError(f"hio: beta must be in (0, 1], got {self.beta}")
-
-    def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
-                    generator: torch.Generator | None = None) -> RetrievalResult:
-        return in_chunks(self._reconstruct, measurement, physics, self.chunk_size)
-
-    def _reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics) -> RetrievalResult:
-        problem = prepare(measurement, physics, self)
-        require_support(problem, self.name)
-        lens = problem.lens
-        x = lens.exit_wave(problem.start)
-        for _ in range(self.n_iterations):
-            projected, phase = modulus_step(problem, x)
-            inside = lens.exit_wave(phase)
-            x = torch.where(problem.support, inside, x - self.beta * (projected - 1))
-        return RetrievalResult(phase, problem.history.stacked())
+    def update(self, problem: Problem, x: torch.Tensor, projected: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        return torch.where(problem.support, problem.lens.exit_wave(phase), x - self.beta * (projected - 1))
