@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate docs/benchmarks.md: every table there is the output of the command printed above it.
-# Usage: bash benchmarks/run_all.sh [SECTION ...]   (sections: specimens simulate realism retrieval streaming ldm
-# averaging real). With no section, all run (about an hour on 2 CPU cores). Each section's output is kept in
-# docs/benchmarks/<section>.md and docs/benchmarks.md is assembled from those files.
+# Usage: bash benchmarks/run_all.sh [SECTION ...]   (sections: the keys of CMD below, run in ORDER). With no
+# section, all run (about two hours on 2 CPU cores; streaming writes a 16 GB stack). Each section's
+# output is kept in docs/benchmarks/<section>.md and docs/benchmarks.md is assembled from those files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/benchmarks
@@ -12,12 +12,17 @@ declare -A CMD=(
   [simulate]="python benchmarks/simulate.py --repeats 2"
   [realism]="python benchmarks/realism.py"
   [retrieval]="python benchmarks/retrieval.py --particles 32"
-  [streaming]="python benchmarks/streaming.py --sizes 10000 100000 --clean"
+  [streaming]="python benchmarks/streaming.py --sizes 10000 100000 1000000 --clean --threads 1"
+  [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 100000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
   [ldm]="python benchmarks/ldm.py $HELDOUT"
   [averaging]="python benchmarks/ldm_averaging.py"
+  [ldm-options]="python benchmarks/ldm_options.py"
   [real]="python benchmarks/real_stacks.py --out docs/figures"
+  [sensitivity]="python benchmarks/sensitivity.py --threads 1"
+  [speed]="python benchmarks/speed.py --threads 1"
+  [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default"
 )
-ORDER=(specimens simulate realism retrieval streaming ldm averaging real)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm ldm averaging ldm-options real sensitivity speed cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")

@@ -13,7 +13,7 @@ written chunk by chunk with ``MrcStackWriter``) and a RELION 3.1 STAR file for e
 Usage::
 
     python benchmarks/streaming.py --sizes 10000 100000 1000000 --workdir /tmp/cryophase-streaming
-    python benchmarks/streaming.py --method ldm --weights WEIGHTS_DIR --sizes 10000 100000
+    python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 100000
 
 A 1,000,000 x 64 x 64 float32 stack is 16 GiB: check ``df -h`` of ``--workdir`` first (``--dtype float16``
 halves it). Stacks are kept in ``--workdir`` and reused by later runs unless ``--clean``.
@@ -122,10 +122,13 @@ class Measurement:
     star_mib: float = 0.0
 
 
-def measure(command: list[str], n: int) -> Measurement:
+def measure(command: list[str], n: int, threads: int | None = None) -> Measurement:
     """Run ``command``, sampling its memory every 50 ms; fail loudly if it fails."""
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peaks = {"VmHWM": 0, "RssAnon": 0, "RssFile": 0}
 
     def sample() -> None:
@@ -156,7 +159,13 @@ def main() -> None:
     parser.add_argument("--method", default="wiener")
     parser.add_argument("--weights", type=Path, default=None, help="weights folder for learned methods (ldm)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: RetrieveConfig's")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="method option passed to retrieve (e.g. n_steps=5 for ldm: memory does not depend on "
+                             "the number of sampler steps, time does)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the retrieve process (OMP_NUM_THREADS); default: torch's choice. On a "
+                             "shared machine 1 thread avoids the spinning of competing thread pools")
     parser.add_argument("--dtype", choices=["float32", "float16"], default="float32")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cryophase-streaming"))
     parser.add_argument("--clean", action="store_true", help="delete each synthetic stack after its run")
@@ -175,14 +184,18 @@ def main() -> None:
             command += ["--weights", str(args.weights)]
         if args.batch_size is not None:
             command += ["--batch-size", str(args.batch_size)]
-        rows.append(measure(command, n))
+        for option in args.option:
+            command += ["--option", option]
+        rows.append(measure(command, n, args.threads))
         rows[-1].star_mib = star.stat().st_size / 2**20
         shutil.rmtree(out)
         if args.clean:
             shutil.rmtree(folder)
 
-    print(f"\n`retrieve --method {args.method}`, {args.box}x{args.box} {args.dtype} counts, "
-          f"{os.cpu_count()} CPU cores, device {args.device}\n")
+    options = "".join(f" --option {o}" for o in args.option)
+    threads = f"{args.threads} thread(s)" if args.threads else "default threads"
+    print(f"\n`retrieve --method {args.method}{options}`, {args.box}x{args.box} {args.dtype} counts, "
+          f"{os.cpu_count()} CPU cores, {threads}, device {args.device}\n")
     print("| particles | stack GiB | STAR MiB | peak RssAnon MiB | peak RSS (VmHWM) MiB | peak RssFile MiB | seconds "
           "| particles/s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
