@@ -111,3 +111,13 @@ def test_outputs_have_ordinary_permissions(sim, tmp_path):
     assert result.exit_code == 0, result.output
     for path in [*out.iterdir(), *sim.iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+
+
+def test_weights_have_ordinary_permissions(tmp_path):
+    # safetensors recreates its file owner-only (0600); weights are shared with colleagues like any output.
+    from cryophase.models.weights import save_tensors
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    save_tensors(tmp_path / "w.safetensors", {"x": torch.zeros(3)})
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o666 & ~mask

@@ -13,6 +13,11 @@ def _umask() -> int:
     return mask
 
 
+def default_file_mode() -> int:
+    """The mode ``open`` gives a new file: 0666 less the umask."""
+    return 0o666 & ~_umask()
+
+
 def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> Path:
     """Create an empty hidden file ``.NAME.XXXX<suffix>`` beside ``path`` to be written and renamed onto it.
 
@@ -22,7 +27,7 @@ def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, default_file_mode())
     finally:
         os.close(fd)
     return Path(tmp)

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from cryophase.errors import CryophaseError
-from cryophase.io.atomic import temporary_sibling
+from cryophase.io.atomic import default_file_mode, temporary_sibling
 
 FORMAT_VERSION = 1
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin")
@@ -42,6 +42,7 @@ def _atomic_write_bytes(path: Path, write: Callable[[str], None]) -> None:
     tmp = str(temporary_sibling(path))
     try:
         write(tmp)
+        os.chmod(tmp, default_file_mode())  # safetensors recreates the file owner-only (0600)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
