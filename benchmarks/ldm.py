@@ -13,6 +13,8 @@ sampling) and every classical method. Reported per dose:
 * a data-free baseline, the same centred Gaussian (sd 12 A) for every particle: NCC and FRC reward a centred
   blob, so a method's margin over this row is what it took from the data;
 * dose efficiency: ``ldm`` at 15 e/A^2 against every classical method at 60 e/A^2;
+* with ``--pixel-weights``: the pixel-space peer (``pixel-diffusion``, mean of K samples) in the quality and
+  power-ratio tables (its cost is in ``benchmarks/cost.py``);
 * the verdict on the five criteria of issues 4/5 (criterion 5 comes from ``benchmarks/ldm_averaging.py``;
   ``--averaging`` runs it here).
 
@@ -20,7 +22,7 @@ Speed: ``ldm`` with ``--steps`` steps on batches of 64: particles/s, FLOPs per p
 time share of each stage (conditioning method, encode, sampling loop, decode).
 
     python benchmarks/ldm.py [--weights runs/default/weights] [--n 32] [--samples 8] [--steps 20] [--threads 2]
-        [--out docs/figures] [--skip-ideal] [--skip-speed] [--averaging]
+        [--out docs/figures] [--skip-ideal] [--skip-speed] [--averaging] [--pixel-weights ../runs/pixel/weights]
 """
 
 from __future__ import annotations
@@ -50,15 +52,19 @@ COVERAGE_BOUNDS = (0.85, 0.95)
 NCC_TOLERANCE = 0.005
 FRC_TOLERANCE_ANGSTROM = 0.5
 LDM_MEAN, LDM_SAMPLE, PEER = "ldm mean", "ldm sample", "regression"
+PIXEL_MEAN = "pixel-diffusion mean"
 BLOB = "centred blob (no data)"
 BLOB_SD_ANGSTROM = 12.0  # about the best fixed width for the small held-out proteins (NCC 0.75 at 10-15 A)
 
 
 def build_methods(args) -> dict:
-    """Reconstructors by row name: ldm mean of K samples, one ldm sample, the regression peer, the classical ones."""
+    """Reconstructors by row name: ldm mean of K samples, one ldm sample, the regression peer, the pixel-space peer
+    (mean of K samples, only with ``--pixel-weights``), the classical ones."""
+    pixel = ({PIXEL_MEAN: get_method("pixel-diffusion", weights=args.pixel_weights, n_steps=args.steps,
+                                     samples=args.samples)} if args.pixel_weights is not None else {})
     return {LDM_MEAN: get_method("ldm", weights=args.weights, n_steps=args.steps, samples=args.samples),
             LDM_SAMPLE: get_method("ldm", weights=args.weights, n_steps=args.steps, samples=1),
-            PEER: get_method("regression", weights=args.weights),
+            PEER: get_method("regression", weights=args.weights), **pixel,
             **{m: get_method(m) for m in args.classical}}
 
 
@@ -176,19 +182,19 @@ def speed(args, specimens) -> tuple[dict, dict]:
         stages["condition"] = time.perf_counter() - t
         cond = to_model_grid(cond, config.pixel_size_angstrom, grid.pixel_size_angstrom, grid.image_size)
         t = time.perf_counter()
-        c = pipe.vae.encode(cond)
+        c = pipe.codec.encode(cond)
         stages["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         out = pipe(cond, batch.physics, generator=g, n_steps=args.steps)
         total_pipe = time.perf_counter() - t
         t = time.perf_counter()
-        pipe.vae.decode(c)
+        pipe.codec.decode(c)
         stages["decode"] = time.perf_counter() - t
         stages["sampling loop"] = max(total_pipe - stages["encode"] - stages["decode"], 0.0)
         features = physics_features(batch.physics[:1])
         with FlopCounterMode(display=False) as counter:
-            pipe.vae.encode(cond[:1])
-            pipe.vae.decode(c[:1])
+            pipe.codec.encode(cond[:1])
+            pipe.codec.decode(c[:1])
         vae_flops = counter.get_total_flops()
         with FlopCounterMode(display=False) as counter:
             pipe.denoiser(torch.cat([c[:1], c[:1]], 1), torch.tensor([500]), features)
@@ -235,6 +241,8 @@ def main():
     parser.add_argument("--skip-ideal", action="store_true", help="skip the vacuum / ideal-detector table")
     parser.add_argument("--averaging", action="store_true", help="run benchmarks/ldm_averaging.py for criterion 5")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--pixel-weights", default=None,
+                        help="weights of the pixel-space peer (`cryophase train pixel`); adds its rows when given")
     args = parser.parse_args()
     start(args, "ldm: quality, calibration, dose efficiency, speed")
     specimens = load_specimens(args.specimen or [str(p) for p in HELDOUT_STRUCTURES], torch.Generator().manual_seed(0))
@@ -246,7 +254,7 @@ def main():
     quality = [row for run in runs for row in quality_rows(run, args.n)]
     power, curves_by_dose = [], {}
     for run in runs:
-        rows, curves = power_rows(run, [LDM_SAMPLE, LDM_MEAN, PEER])
+        rows, curves = power_rows(run, [LDM_SAMPLE, LDM_MEAN, PEER, *([PIXEL_MEAN] if PIXEL_MEAN in methods else [])])
         power += rows
         curves_by_dose[run["dose"]] = curves
     calib = [calibration_row(run) for run in runs]
@@ -260,7 +268,8 @@ def main():
     print("\n## Dose efficiency: ldm mean at 15 e/A^2 against classical methods at 60 e/A^2\n")
     print(markdown(efficiency))
     if not args.skip_ideal:
-        ideal_methods = {k: methods[k] for k in (LDM_MEAN, LDM_SAMPLE, PEER, "ml", "wiener") if k in methods}
+        ideal_methods = {k: methods[k] for k in (LDM_MEAN, LDM_SAMPLE, PEER, PIXEL_MEAN, "ml", "wiener")
+                         if k in methods}
         ideal_runs = [run_dose(ideal_methods, specimens, d, args, ideal=True) for d in DOSES_E_PER_A2]
         print("\n## Quality, vacuum / ideal detector / no damage, neighbours or contamination\n")
         print(markdown([row for run in ideal_runs for row in quality_rows(run, args.n)]))

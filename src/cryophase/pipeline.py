@@ -1,8 +1,9 @@
 """Encode -> sample -> decode, written out once.
 
 :class:`LatentPhasePipeline` takes the iterative phase estimate of a batch (on the model's grid), encodes it with
-the VAE encoder as the condition, runs a diffusers sampler in latent space from seeded Gaussian noise, and decodes
-``K`` samples per image to their mean and per-pixel standard deviation. Optional measurement-consistency guidance
+the codec (the VAE encoder, or the identity :class:`~cryophase.models.pixel.PixelCodec` of the pixel-space peer)
+as the condition, runs a diffusers sampler in that space from seeded Gaussian noise, and decodes ``K`` samples per
+image to their mean and per-pixel standard deviation. Optional measurement-consistency guidance
 (DPS, Chung et al. 2023) follows the gradient of the Poisson likelihood of the counts through the decoder and
 :meth:`ImagingPhysics.expected_counts`.
 """
@@ -10,15 +11,26 @@ the VAE encoder as the condition, runs a diffusers sampler in latent space from 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
 from cryophase.diffusion.sampler import make_sampler
 from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
 from cryophase.models.unet import UNet, physics_features
-from cryophase.models.vae import PhaseVAE
 from cryophase.physics.detector import poisson_nll_per_pixel
 from cryophase.physics.forward import ImagingPhysics
+
+
+class PhaseCodec(Protocol):
+    """What the pipeline samples in: :class:`~cryophase.models.vae.PhaseVAE` (latent) or
+    :class:`~cryophase.models.pixel.PixelCodec` (pixel space). Both are ``nn.Module``s."""
+
+    def encode(self, phase: torch.Tensor) -> torch.Tensor:
+        """Phases ``(B, H, W)`` radians -> the denoiser's space ``(B, C, h, w)``."""
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, C, h, w)`` -> phases ``(B, H, W)`` radians."""
 
 
 @dataclass
@@ -51,10 +63,10 @@ class Guidance:
 
 
 class LatentPhasePipeline:
-    """The latent conditional diffusion model at inference: VAE + denoiser + sampler."""
+    """The conditional diffusion model at inference: codec (VAE, or identity in pixel space) + denoiser + sampler."""
 
-    def __init__(self, vae: PhaseVAE, denoiser: UNet, diffusion: DiffusionConfig):
-        self.vae = vae.eval()
+    def __init__(self, codec: PhaseCodec, denoiser: UNet, diffusion: DiffusionConfig):
+        self.codec = codec.eval()
         self.denoiser = denoiser.eval()
         self.diffusion = diffusion
         self.schedule = NoiseSchedule(diffusion)
@@ -70,9 +82,11 @@ class LatentPhasePipeline:
             zt_ = zt.detach().requires_grad_(True)
             out = self._denoise(zt_, condition, t, features)
             z0 = self.schedule.predict_z0(zt_, out, t.reshape(1).expand(zt.shape[0]))
-            phase = self.vae.decode(z0)
+            phase = self.codec.decode(z0)
             counts = guidance.counts.repeat(n_samples, 1, 1)
-            expected = guidance.physics.expected_counts(phase.to(guidance.physics.dose_e_per_a2.dtype))
+            # samples are stacked sample-major (K x B): repeat the physics the same way
+            physics = guidance.physics[torch.arange(guidance.counts.shape[0]).repeat(n_samples)]
+            expected = physics.expected_counts(phase.to(physics.dose_e_per_a2.dtype))
             nll = poisson_nll_per_pixel(counts, expected).sum()
             (grad,) = torch.autograd.grad(nll, zt_)
         rms = grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
@@ -98,7 +112,7 @@ class LatentPhasePipeline:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         b = condition_phase.shape[0]
-        condition = self.vae.encode(condition_phase).repeat(n_samples, 1, 1, 1)
+        condition = self.codec.encode(condition_phase).repeat(n_samples, 1, 1, 1)
         features = (physics_features(physics).to(condition.device).repeat(n_samples, 1)
                     if self.denoiser.config.use_physics else None)
         scheduler = make_sampler(sampler, self.diffusion, n_steps)
@@ -111,6 +125,6 @@ class LatentPhasePipeline:
                 zt = scheduler.step(out, t, zt).prev_sample + push
             else:
                 zt = scheduler.step(self._denoise(zt, condition, t, features), t, zt).prev_sample
-        samples = self.vae.decode(zt).reshape(n_samples, b, *condition_phase.shape[-2:])
+        samples = self.codec.decode(zt).reshape(n_samples, b, *condition_phase.shape[-2:])
         std = samples.std(dim=0, unbiased=False) if n_samples > 1 else None
         return PipelineOutput(mean=samples.mean(dim=0), std=std, samples=samples)

@@ -58,3 +58,14 @@ def test_guidance_moves_toward_measurement(pipeline_parts):
     guided = pipe(data.phase, data.physics, guidance=Guidance(data.counts, data.physics, 0.5), **kwargs)
     assert torch.isfinite(guided.mean).all()
     assert not torch.equal(plain.mean, guided.mean)
+
+
+def test_guidance_with_several_samples_uses_each_particles_physics(pipeline_parts):
+    # K samples of B particles are stacked K x B: the guidance pairs sample k of particle b with b's physics
+    # (this failed on shape before the physics was repeated like the samples).
+    vae, unet, diffusion = pipeline_parts
+    data = tiny_data(3)
+    pipe = LatentPhasePipeline(vae, unet, diffusion)
+    guided = pipe(data.phase, data.physics, n_steps=2, n_samples=2, generator=torch.Generator().manual_seed(0),
+                  guidance=Guidance(data.counts, data.physics, 0.5))
+    assert guided.samples.shape == (2, 3, 16, 16) and torch.isfinite(guided.samples).all()

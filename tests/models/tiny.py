@@ -28,6 +28,10 @@ def tiny_unet_config() -> UNetConfig:
                       embedding_dim=16)
 
 
+def tiny_pixel_unet_config() -> UNetConfig:
+    return UNetConfig(in_channels=2, out_channels=1, base_channels=8, channel_multipliers=(1, 2), embedding_dim=16)
+
+
 def tiny_regression_config() -> RegressionConfig:
     return RegressionConfig(UNetConfig(in_channels=2, out_channels=1, base_channels=8, channel_multipliers=(1, 2),
                                        use_timestep=False, embedding_dim=16), phase_scale_rad=0.5)
@@ -59,5 +63,6 @@ def tiny_preset(max_steps: int = 4) -> Preset:
                       checkpoint_every=2, n_validation=4, ema_decay=0.9)
     return Preset(name="tiny", image_size=SIZE, pixel_size_angstrom=PIXEL_A, vae=tiny_vae_config(),
                   denoiser=tiny_unet_config(), regression=tiny_regression_config(),
+                  pixel_denoiser=tiny_pixel_unet_config(),
                   diffusion=DiffusionConfig(num_train_timesteps=100), condition_method="wiener",
-                  vae_loop=loop, ldm_loop=loop, regression_loop=loop)
+                  vae_loop=loop, ldm_loop=loop, regression_loop=loop, pixel_loop=loop)

@@ -75,8 +75,8 @@ def retrieve(
     for flag, key, value in (("--steps", "n_steps", steps), ("--samples", "samples", samples)):
         if value is None:
             continue
-        if method != "ldm":
-            raise ValueError(f"{flag} applies to --method ldm only")
+        if method not in ("ldm", "pixel-diffusion"):
+            raise ValueError(f"{flag} applies to --method ldm and pixel-diffusion only")
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
         method_options[key] = value

@@ -1,8 +1,9 @@
-"""``cryophase train vae|ldm|regression``: train one model of a preset, on the fly or from a simulated folder.
+"""``cryophase train vae|ldm|regression|pixel``: train one model of a preset, on the fly or from a simulated folder.
 
 Run ``vae`` first; ``ldm`` and ``regression`` then use the same ``OUT`` folder, whose ``weights/`` subfolder is a
-complete weights folder for ``cryophase retrieve --method ldm --weights OUT/weights``. Several GPUs or nodes:
-``torchrun --nproc-per-node N $(which cryophase) train ldm ...`` (gloo on CPU, nccl on CUDA).
+complete weights folder for ``cryophase retrieve --method ldm --weights OUT/weights``. ``pixel`` (the
+pixel-space peer of ``ldm``, no VAE) writes ``OUT/weights/pixel_denoiser.*`` for ``--method pixel-diffusion``.
+Several GPUs or nodes: ``torchrun --nproc-per-node N $(which cryophase) train ldm ...`` (gloo on CPU, nccl on CUDA).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from cryophase.cli.main import app
 from cryophase.errors import CryophaseError
 from cryophase.training.presets import PRESETS, get_preset
 
-train_app = typer.Typer(help="Train the phase VAE, the latent denoiser (ldm) or the regression peer.",
+train_app = typer.Typer(help="Train the phase VAE, the latent denoiser (ldm), the regression peer or the "
+                             "pixel-space diffusion peer (pixel).",
                         no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
@@ -106,9 +108,10 @@ def _command(kind: str):
 
     command.__doc__ = {"vae": "Train the phase VAE on clean phases (run this first).",
                        "ldm": "Train the latent conditional denoiser (needs the trained VAE).",
-                       "regression": "Train the supervised regression peer."}[kind]
+                       "regression": "Train the supervised regression peer.",
+                       "pixel": "Train the pixel-space diffusion peer of ldm (no VAE; for cost comparisons)."}[kind]
     return user_errors(command)
 
 
-for _kind in ("vae", "ldm", "regression"):
+for _kind in ("vae", "ldm", "regression", "pixel"):
     train_app.command(_kind)(_command(_kind))

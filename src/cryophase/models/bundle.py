@@ -1,5 +1,8 @@
 """A weights folder: ``vae``, ``denoiser`` and ``regression`` models side by side, each .safetensors + .json.
 
+The pixel-space peer of the latent model (``pixel_denoiser``) is saved the same way, with its
+:class:`~cryophase.models.pixel.PixelCodecConfig` in the JSON; the shipped folder has one too.
+
 The JSON of each model also records the grid it was trained on (box size and pixel size) and, for models that
 consume an iterative estimate, the conditioning method, so inference uses exactly what training used.
 """
@@ -11,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from cryophase.diffusion.schedule import DiffusionConfig
+from cryophase.models.pixel import PixelCodec, PixelCodecConfig
 from cryophase.models.regression import PhaseRegressor, RegressionConfig
 from cryophase.models.unet import UNet, UNetConfig
 from cryophase.models.vae import PhaseVAE, VAEConfig
@@ -19,6 +23,7 @@ from cryophase.models.weights import WeightsError, config_from_dict, load_model,
 VAE_NAME = "vae"
 DENOISER_NAME = "denoiser"
 REGRESSION_NAME = "regression"
+PIXEL_DENOISER_NAME = "pixel_denoiser"
 
 
 @dataclass
@@ -63,6 +68,26 @@ def load_denoiser(folder: Path) -> tuple[UNet, DiffusionConfig, str, ModelGrid]:
     extra = meta["extra"]
     diffusion = config_from_dict(DiffusionConfig, extra["diffusion"], folder / f"{DENOISER_NAME}.json")
     return unet, diffusion, extra["condition_method"], ModelGrid(**extra["grid"])
+
+
+def save_pixel_denoiser(folder: Path, denoiser: UNet, codec: PixelCodec, diffusion: DiffusionConfig,
+                        condition_method: str, grid: ModelGrid) -> None:
+    save_model(folder, PIXEL_DENOISER_NAME, "pixel_denoiser", denoiser, denoiser.config,
+               {"grid": asdict(grid), "diffusion": asdict(diffusion), "condition_method": condition_method,
+                "codec": asdict(codec.config)})
+
+
+def load_pixel_denoiser(folder: Path) -> tuple[PixelCodec, UNet, DiffusionConfig, str, ModelGrid]:
+    """The pixel-space peer: codec, denoiser, noise schedule, conditioning method and grid, loaded strictly."""
+    folder = Path(folder)
+    unet, meta = load_model(folder, PIXEL_DENOISER_NAME, "pixel_denoiser", UNetConfig, UNet)
+    extra, where = meta["extra"], folder / f"{PIXEL_DENOISER_NAME}.json"
+    diffusion = config_from_dict(DiffusionConfig, extra["diffusion"], where)
+    codec = PixelCodec(config_from_dict(PixelCodecConfig, extra["codec"], where))
+    if unet.config.in_channels != 2 or unet.config.out_channels != 1:
+        raise WeightsError(f"{where}: a pixel-space denoiser takes 2 channels [phase_t, condition] and returns 1, "
+                           f"this one {unet.config.in_channels} -> {unet.config.out_channels}")
+    return codec, unet, diffusion, extra["condition_method"], ModelGrid(**extra["grid"])
 
 
 def save_regressor(folder: Path, regressor: PhaseRegressor, condition_method: str, grid: ModelGrid) -> None:

@@ -18,6 +18,7 @@ from cryophase.models.grid import from_model_grid, to_model_grid
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.pipeline import Guidance, LatentPhasePipeline
 from cryophase.retrieval.base import RetrievalResult, get_method, register
+from cryophase.retrieval.ml import PoissonMaximumLikelihood
 
 
 def uniform_pixel_groups(physics: ImagingPhysics) -> dict[float, torch.Tensor]:
@@ -47,6 +48,9 @@ class LatentDiffusionReconstructor:
     sampler : "ddim" or "dpm-solver".
     samples : K samples per particle; K > 1 also returns the per-pixel standard deviation.
     guidance_scale : measurement-consistency (DPS) step size; 0 disables it.
+    refine_iterations : after decoding, this many Poisson maximum-likelihood (``ml``) steps started from the
+        posterior mean, against the measured counts on the input grid; 0 disables it. The uncertainty map stays
+        the spread of the samples.
     batch_size : particles per network batch.
     """
 
@@ -56,10 +60,13 @@ class LatentDiffusionReconstructor:
     sampler: str = "ddim"
     samples: int = 1
     guidance_scale: float = 0.0
+    refine_iterations: int = 0
     batch_size: int = 64
     name: ClassVar[str] = "ldm"
 
     def __post_init__(self):
+        if self.refine_iterations < 0:
+            raise ValueError(f"ldm: refine_iterations must be 0 or more, got {self.refine_iterations}")
         folder = resolve_weights_folder(self.weights)
         vae, vae_grid = load_vae(folder)
         denoiser, diffusion, trained_condition, self.grid = load_denoiser(folder)
@@ -98,7 +105,7 @@ class LatentDiffusionReconstructor:
         """Phases ``(B, H, W)`` from counts ``(B, H, W)``; ``uncertainty`` is the per-pixel sd when samples > 1."""
         if generator is None:
             raise ValueError("ldm samples noise and needs a torch.Generator")
-        self.pipeline.vae.to(measurement.device)
+        self.pipeline.codec.to(measurement.device)
         self.pipeline.denoiser.to(measurement.device)
         phase = torch.empty(measurement.shape, dtype=measurement.dtype, device=measurement.device)
         std = torch.empty_like(phase) if self.samples > 1 else None
@@ -108,4 +115,8 @@ class LatentDiffusionReconstructor:
                 phase[chunk] = p.to(phase)
                 if std is not None:
                     std[chunk] = s.to(std)
-        return RetrievalResult(phase=phase, history={}, uncertainty=std)
+        history = {}
+        if self.refine_iterations > 0:
+            refined = PoissonMaximumLikelihood(n_iterations=self.refine_iterations).refine(measurement, physics, phase)
+            phase, history = refined.phase.to(phase), refined.history
+        return RetrievalResult(phase=phase, history=history, uncertainty=std)

@@ -1,7 +1,7 @@
-"""One training run from a preset: build the task for ``vae``, ``ldm`` or ``regression`` and train it.
+"""One training run from a preset: build the task for ``vae``, ``ldm``, ``regression`` or ``pixel`` and train it.
 
-Layout of ``out``: ``weights/`` (vae, denoiser, regression .safetensors + .json, usable by the ``ldm`` and
-``regression`` reconstructors) and ``<kind>/`` (``checkpoint/``, ``metrics.csv``).
+Layout of ``out``: ``weights/`` (vae, denoiser, regression, pixel_denoiser .safetensors + .json, usable by the
+``ldm``, ``regression`` and ``pixel-diffusion`` reconstructors) and ``<kind>/`` (``checkpoint/``, ``metrics.csv``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from cryophase.errors import CryophaseError
 from cryophase.models.blocks import initialise
 from cryophase.models.bundle import VAE_NAME, ModelGrid, load_vae
+from cryophase.models.pixel import PixelCodec, PixelCodecConfig, power_of_two_scale
 from cryophase.models.regression import PhaseRegressor
 from cryophase.models.unet import UNet
 from cryophase.models.vae import PhaseVAE
@@ -23,9 +24,11 @@ from cryophase.training.data import (Conditioner, TensorData, TrainingData, fit_
 from cryophase.training.ddp import DistributedContext
 from cryophase.training.loop import LoopConfig, RunResult, train
 from cryophase.training.presets import Preset
-from cryophase.training.tasks import LDMTask, RegressionTask, VAETask
+from cryophase.training.tasks import LDMTask, PixelDiffusionTask, RegressionTask, VAETask
 
-KINDS = ("vae", "ldm", "regression")
+KINDS = ("vae", "ldm", "regression", "pixel")
+#: kinds whose denoiser is conditioned on the iterative estimate through a frozen codec
+CODEC_KINDS = ("ldm", "pixel")
 PHASE_SCALE_PARTICLES = 256
 
 
@@ -62,6 +65,11 @@ def build_task(kind: str, preset: Preset, data: TrainingData, weights_folder: Pa
         config = copy.deepcopy(preset.regression)
         config.phase_scale_rad = fit_phase_scale_rad(data, PHASE_SCALE_PARTICLES, seed)
         return RegressionTask(initialise(PhaseRegressor(config), init), Conditioner(preset.condition_method), grid)
+    if kind == "pixel":
+        scale = power_of_two_scale(fit_phase_scale_rad(data, PHASE_SCALE_PARTICLES, seed))
+        return PixelDiffusionTask(initialise(UNet(copy.deepcopy(preset.pixel_denoiser)), init),
+                                  PixelCodec(PixelCodecConfig(phase_scale_rad=scale)), preset.diffusion,
+                                  Conditioner(preset.condition_method), grid)
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
 
 
@@ -71,8 +79,8 @@ def run(kind: str, preset: Preset, data: TrainingData, out: Path, loop: LoopConf
     out = Path(out)
     weights = out / "weights"
     task = build_task(kind, preset, data, weights, loop.seed, vae_folder)
-    if kind in ("ldm", "regression") and isinstance(data, TensorData):
+    if kind in ("ldm", "regression", "pixel") and isinstance(data, TensorData):
         data = precompute_condition(data, task.conditioner, loop.seed + 5, progress=progress)
-    if kind == "ldm":
-        task.vae.to(ctx.device)
+    if kind in CODEC_KINDS:
+        task.codec.to(ctx.device)
     return train(task, data, loop, out / kind, weights, ctx, resume=resume, progress=progress)

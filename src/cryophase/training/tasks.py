@@ -1,4 +1,5 @@
-"""What is trained: the VAE, the latent denoiser, the regression peer. Each task turns a batch into a loss.
+"""What is trained: the VAE, the latent denoiser, its pixel-space peer, the regression peer. Each task turns a batch
+into a loss.
 
 A task owns its model and knows how to ``prepare`` a batch (non-differentiable steps: conditioning method,
 frozen encoder), compute the ``loss`` with the (possibly DDP-wrapped) network, ``validate`` the EMA model and
@@ -13,11 +14,12 @@ import torch
 from torch import nn
 
 from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
-from cryophase.models.bundle import ModelGrid, save_denoiser, save_regressor, save_vae
+from cryophase.models.bundle import ModelGrid, save_denoiser, save_pixel_denoiser, save_regressor, save_vae
+from cryophase.models.pixel import PixelCodec
 from cryophase.models.regression import PhaseRegressor
 from cryophase.models.unet import UNet, physics_features
 from cryophase.models.vae import PhaseVAE, fit_latent_scale, vae_loss
-from cryophase.pipeline import LatentPhasePipeline
+from cryophase.pipeline import LatentPhasePipeline, PhaseCodec
 from cryophase.training.data import Conditioner, TrainingBatch
 
 
@@ -55,13 +57,16 @@ class VAETask:
 
 
 class LDMTask:
-    """Denoise noisy clean-phase latents given the encoded iterative estimate (the frozen VAE does both)."""
+    """Denoise noisy clean-phase latents given the encoded iterative estimate (the frozen codec does both).
+
+    The codec is the trained VAE (latent diffusion) or a :class:`PixelCodec` (:class:`PixelDiffusionTask`).
+    """
 
     kind = "ldm"
 
-    def __init__(self, denoiser: UNet, vae: PhaseVAE, diffusion: DiffusionConfig, conditioner: Conditioner,
+    def __init__(self, denoiser: UNet, codec: PhaseCodec, diffusion: DiffusionConfig, conditioner: Conditioner,
                  grid: ModelGrid, validation_steps: int = 10):
-        self.model, self.vae, self.diffusion = denoiser, vae.eval().requires_grad_(False), diffusion
+        self.model, self.codec, self.diffusion = denoiser, codec.eval().requires_grad_(False), diffusion
         self.schedule = NoiseSchedule(diffusion)
         self.conditioner, self.grid, self.validation_steps = conditioner, grid, validation_steps
 
@@ -69,7 +74,7 @@ class LDMTask:
     def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
         condition_phase = self.conditioner(batch, generator)
         features = physics_features(batch.physics) if self.model.config.use_physics else None
-        return {"z0": self.vae.encode(batch.phase), "condition": self.vae.encode(condition_phase),
+        return {"z0": self.codec.encode(batch.phase), "condition": self.codec.encode(condition_phase),
                 "condition_phase": condition_phase, "features": features, "phase": batch.phase,
                 "physics": batch.physics}
 
@@ -83,7 +88,7 @@ class LDMTask:
 
     @torch.no_grad()
     def validate(self, model: UNet, prepared: dict, generator: torch.Generator) -> dict[str, float]:
-        pipe = LatentPhasePipeline(self.vae, model, self.diffusion)
+        pipe = LatentPhasePipeline(self.codec, model, self.diffusion)
         out = pipe(prepared["condition_phase"], prepared["physics"], generator=generator,
                    n_steps=self.validation_steps)
         return {"loss": float(self.loss(model, prepared, generator)),
@@ -93,6 +98,16 @@ class LDMTask:
 
     def export(self, model: UNet, folder: Path, prepared: dict) -> None:
         save_denoiser(folder, model, self.diffusion, self.conditioner.method_name, self.grid)
+
+
+class PixelDiffusionTask(LDMTask):
+    """The pixel-space peer: the same denoising task with the identity :class:`PixelCodec` instead of the VAE."""
+
+    kind = "pixel"
+    codec: PixelCodec
+
+    def export(self, model: UNet, folder: Path, prepared: dict) -> None:
+        save_pixel_denoiser(folder, model, self.codec, self.diffusion, self.conditioner.method_name, self.grid)
 
 
 class RegressionTask:
