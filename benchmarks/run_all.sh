@@ -16,7 +16,7 @@ declare -A CMD=(
   [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 50000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
   [ldm]="python benchmarks/ldm.py $HELDOUT --pixel-weights src/cryophase/weights/default --threads 1"
   [averaging]="python benchmarks/ldm_averaging.py"
-  [ldm-options]="python benchmarks/ldm_options.py"
+  [ldm-options]="python benchmarks/ldm_options.py --threads 1"
   [real]="python benchmarks/real_stacks.py --out docs/figures"
   [sensitivity]="python benchmarks/sensitivity.py --threads 1"
   [speed]="python benchmarks/speed.py --threads 1"
