@@ -14,6 +14,7 @@ declare -A CMD=(
   [retrieval]="python benchmarks/retrieval.py --particles 32"
   [streaming]="python benchmarks/streaming.py --sizes 10000 100000 1000000 --clean --threads 1"
   [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 50000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
+  [streaming-ldm-100k]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 100000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm100k"
   [ldm]="python benchmarks/ldm.py $HELDOUT --pixel-weights src/cryophase/weights/default --threads 1"
   [averaging]="python benchmarks/ldm_averaging.py"
   [ldm-options]="python benchmarks/ldm_options.py --threads 1"
@@ -22,7 +23,7 @@ declare -A CMD=(
   [speed]="python benchmarks/speed.py --threads 1"
   [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default"
 )
-ORDER=(specimens simulate realism retrieval streaming streaming-ldm ldm averaging ldm-options real sensitivity speed cost)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm averaging ldm-options real sensitivity speed cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")
