@@ -61,9 +61,9 @@ def run_dose(dose: float, specimens, methods: dict, args) -> list[dict]:
     outputs = {}
     for name, method in methods.items():
         t = time.perf_counter()
-        outputs[name] = method.reconstruct(batch.counts, batch.physics,
-                                           generator=torch.Generator().manual_seed(args.seed + 1)).phase
-        outputs[name] = (outputs[name], time.perf_counter() - t)
+        phase = method.reconstruct(batch.counts, batch.physics,
+                                   generator=torch.Generator().manual_seed(args.seed + 1)).phase
+        outputs[name] = (phase, time.perf_counter() - t)
     outputs["centred blob (no data)"] = (centred_blob(args.n, config.box_size, config.pixel_size_angstrom, 12.0),
                                          float("nan"))
     for name, (phase, seconds) in outputs.items():

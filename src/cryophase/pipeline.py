@@ -61,6 +61,11 @@ class Guidance:
     physics: ImagingPhysics
     scale: float
 
+    def repeat(self, n_samples: int) -> "Guidance":
+        """The guidance for ``n_samples`` samples of every image, stacked sample-major (K x B) like the samples."""
+        rows = torch.arange(self.counts.shape[0]).repeat(n_samples)
+        return Guidance(self.counts[rows.to(self.counts.device)], self.physics[rows], self.scale)
+
 
 class LatentPhasePipeline:
     """The conditional diffusion model at inference: codec (VAE, or identity in pixel space) + denoiser + sampler."""
@@ -76,18 +81,17 @@ class LatentPhasePipeline:
         return self.denoiser(torch.cat([zt, condition], dim=1), t.reshape(1).expand(zt.shape[0]), features)
 
     def _guidance_step(self, zt: torch.Tensor, condition: torch.Tensor, t: torch.Tensor,
-                       features: torch.Tensor | None, guidance: Guidance, n_samples: int):
-        """Model output at ``zt`` and the guidance displacement (same shape as ``zt``)."""
+                       features: torch.Tensor | None, guidance: Guidance):
+        """Model output at ``zt`` and the guidance displacement (same shape as ``zt``); ``guidance`` holds one
+        entry per row of ``zt`` (:meth:`Guidance.repeat`)."""
         with torch.enable_grad():
             zt_ = zt.detach().requires_grad_(True)
             out = self._denoise(zt_, condition, t, features)
             z0 = self.schedule.predict_z0(zt_, out, t.reshape(1).expand(zt.shape[0]))
             phase = self.codec.decode(z0)
-            counts = guidance.counts.repeat(n_samples, 1, 1)
-            # samples are stacked sample-major (K x B): repeat the physics the same way
-            physics = guidance.physics[torch.arange(guidance.counts.shape[0]).repeat(n_samples)]
+            physics = guidance.physics
             expected = physics.expected_counts(phase.to(physics.dose_e_per_a2.dtype))
-            nll = poisson_nll_per_pixel(counts, expected).sum()
+            nll = poisson_nll_per_pixel(guidance.counts, expected).sum()
             (grad,) = torch.autograd.grad(nll, zt_)
         rms = grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
         _, sigma = self.schedule.coefficients(t.reshape(1), zt)
@@ -118,10 +122,12 @@ class LatentPhasePipeline:
         scheduler = make_sampler(sampler, self.diffusion, n_steps)
         zt = torch.randn(condition.shape, generator=generator, device=condition.device, dtype=condition.dtype)
         zt = zt * scheduler.init_noise_sigma
+        if guidance is not None:
+            guidance = guidance.repeat(n_samples)  # once, not at every step
         for t in scheduler.timesteps:
             t = t.to(condition.device)
             if guidance is not None and guidance.scale > 0:
-                out, push = self._guidance_step(zt, condition, t, features, guidance, n_samples)
+                out, push = self._guidance_step(zt, condition, t, features, guidance)
                 zt = scheduler.step(out, t, zt).prev_sample + push
             else:
                 zt = scheduler.step(self._denoise(zt, condition, t, features), t, zt).prev_sample

@@ -5,8 +5,9 @@ import torch
 
 from cryophase.diffusion.schedule import DiffusionConfig
 from cryophase.models.bundle import ModelGrid, load_denoiser, load_vae, save_denoiser, save_vae
-from cryophase.models.unet import UNet
+from cryophase.models.unet import UNet, physics_features
 from cryophase.models.vae import PhaseVAE
+from cryophase.physics.forward import ImagingPhysics
 from cryophase.pipeline import Guidance, LatentPhasePipeline
 from models.tiny import tiny_data, tiny_unet_config, tiny_vae_config
 
@@ -61,11 +62,23 @@ def test_guidance_moves_toward_measurement(pipeline_parts):
 
 
 def test_guidance_with_several_samples_uses_each_particles_physics(pipeline_parts):
-    # K samples of B particles are stacked K x B: the guidance pairs sample k of particle b with b's physics
-    # (this failed on shape before the physics was repeated like the samples).
+    # K samples of B particles are stacked K x B: the guidance of the stacked batch must equal that of each sample
+    # block with the original (per-particle) guidance, batched == looped (doses differ per particle here).
     vae, unet, diffusion = pipeline_parts
     data = tiny_data(3)
+    physics = ImagingPhysics(data.physics.optics, torch.tensor([15.0, 30.0, 60.0], dtype=torch.float64))
     pipe = LatentPhasePipeline(vae, unet, diffusion)
+    guidance = Guidance(data.counts, physics, 0.5)
+    condition = vae.encode(data.phase)
+    zt = torch.randn((6, *condition.shape[1:]), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor(500)
+    features = physics_features(data.physics)
+    out, push = pipe._guidance_step(zt, condition.repeat(2, 1, 1, 1), t, features.repeat(2, 1), guidance.repeat(2))
+    for k in range(2):
+        rows = slice(3 * k, 3 * k + 3)
+        out_k, push_k = pipe._guidance_step(zt[rows], condition, t, features, guidance)
+        torch.testing.assert_close(out[rows], out_k, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(push[rows], push_k, rtol=1e-4, atol=1e-5)
     guided = pipe(data.phase, data.physics, n_steps=2, n_samples=2, generator=torch.Generator().manual_seed(0),
-                  guidance=Guidance(data.counts, data.physics, 0.5))
+                  guidance=guidance)
     assert guided.samples.shape == (2, 3, 16, 16) and torch.isfinite(guided.samples).all()

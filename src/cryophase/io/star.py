@@ -207,14 +207,14 @@ def _read_some_columns(path: Path, columns: tuple[str, ...]) -> tuple[dict[str, 
     """The optics table and the particles table's ``columns`` (names encoded), in bounded memory."""
     tables = scan_loop_tables(path)
     particles_table = find_particles_table(path, tables)
+    if "rlnImageName" not in particles_table.columns:
+        raise StarError(f"{path}: the particles table has no rlnImageName column")
     encoder = _ImageNameEncoder(path)
     blocks = {particles_table.block or "particles": read_loop_columns(path, particles_table, columns,
                                                                       convert=encoder.convert)}
     for t in tables:
         if t.block == "optics" and t is not particles_table:
             blocks["optics"] = read_loop_columns(path, t)
-    if "rlnImageName" not in particles_table.columns:
-        raise StarError(f"{path}: the particles table has no rlnImageName column")
     return blocks, encoder.result()
 
 

@@ -106,7 +106,7 @@ def read_loop_columns(path: str | Path, table: LoopTable, columns: Collection[st
     frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0].reset_index(drop=True)
     if len(frame) != table.n_rows:
         raise ValueError(f"{path}: read {len(frame)} rows of data_{table.block}, expected {table.n_rows}")
-    return frame[[c for c in keep if c in frame.columns] + [c for c in frame.columns if c not in keep]]
+    return frame
 
 
 def _replace_token(line: str, index: int, value: str) -> str:

@@ -71,11 +71,15 @@ class LatentDiffusionReconstructor:
         vae, vae_grid = load_vae(folder)
         denoiser, diffusion, trained_condition, self.grid = load_denoiser(folder)
         check_same_grid(vae_grid, self.grid, folder)
+        self._use(folder, LatentPhasePipeline(vae, denoiser, diffusion), trained_condition)
+
+    def _use(self, folder: Path, pipeline: LatentPhasePipeline, trained_condition: str) -> None:
+        """Adopt the loaded model and the conditioning method it was trained with (another one is refused)."""
         if self.condition_method is not None and self.condition_method != trained_condition:
             raise ValueError(f"{folder}: the model was trained on {trained_condition!r} results; "
                              f"condition_method={self.condition_method!r} would not match")
         self.condition_method = trained_condition
-        self.pipeline = LatentPhasePipeline(vae, denoiser, diffusion)
+        self.pipeline = pipeline
         self._condition = get_method(trained_condition)
 
     def _sample(self, counts: torch.Tensor, physics: ImagingPhysics, generator: torch.Generator):

@@ -15,7 +15,7 @@ from typing import ClassVar
 from cryophase.models.bundle import PIXEL_DENOISER_NAME, default_weights_folder, load_pixel_denoiser
 from cryophase.models.weights import WeightsError
 from cryophase.pipeline import LatentPhasePipeline
-from cryophase.retrieval.base import get_method, register
+from cryophase.retrieval.base import register
 from cryophase.retrieval.ldm import LatentDiffusionReconstructor
 
 
@@ -32,9 +32,4 @@ class PixelDiffusionReconstructor(LatentDiffusionReconstructor):
             raise WeightsError(f"{folder}: no shipped pixel-diffusion weights in this installation; train them with "
                                f"`cryophase train pixel --out RUN` and pass RUN/weights")
         codec, denoiser, diffusion, trained_condition, self.grid = load_pixel_denoiser(folder)
-        if self.condition_method is not None and self.condition_method != trained_condition:
-            raise ValueError(f"{folder}: the model was trained on {trained_condition!r} results; "
-                             f"condition_method={self.condition_method!r} would not match")
-        self.condition_method = trained_condition
-        self.pipeline = LatentPhasePipeline(codec, denoiser, diffusion)
-        self._condition = get_method(trained_condition)
+        self._use(folder, LatentPhasePipeline(codec, denoiser, diffusion), trained_condition)
