@@ -174,6 +174,14 @@ def test_unknown_method_lists_the_choices(simulated, tmp_path):
     assert result.exit_code == 2 and "wiener" in result.output and "nonsense" in result.output
 
 
+def test_sampling_flags_are_refused_for_methods_that_do_not_sample(simulated, tmp_path):
+    # The sampling methods are found from the methods' options, not from a list of names.
+    result = run(simulated["counts_star"], "--method", "wiener", "--steps", "5", "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "--steps" in result.output
+    assert "ldm" in result.output and "pixel-diffusion" in result.output and "wiener" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_method_options_reach_the_method(simulated, tmp_path):
     smooth, sharp = tmp_path / "smooth", tmp_path / "sharp"
     assert run(simulated["counts_star"], "--method", "wiener", "--out", smooth, "--option", "ssnr=0.01").exit_code == 0

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cryophase.cli._common import user_errors
 from cryophase.cli.main import app
 from cryophase.retrieve_stack import RetrieveConfig, parse_method_options, retrieve_stack
+from cryophase.retrieval.base import available_methods, method_option_names
 
 _DEFAULTS = RetrieveConfig()
 
@@ -75,8 +76,9 @@ def retrieve(
     for flag, key, value in (("--steps", "n_steps", steps), ("--samples", "samples", samples)):
         if value is None:
             continue
-        if method not in ("ldm", "pixel-diffusion"):
-            raise ValueError(f"{flag} applies to --method ldm and pixel-diffusion only")
+        if method in available_methods() and key not in method_option_names(method):
+            takes = ", ".join(m for m in available_methods() if key in method_option_names(m))
+            raise ValueError(f"{flag} applies to the sampling methods ({takes}), not to --method {method}")
         if value < 1:
             raise ValueError(f"{flag} must be at least 1, got {value}")
         method_options[key] = value

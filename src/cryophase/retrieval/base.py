@@ -76,6 +76,17 @@ def available_methods() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def method_option_names(name: str) -> set[str]:
+    """The option names a registered method takes (its dataclass fields)."""
+    import dataclasses
+
+    _load_builtin_methods()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown retrieval method {name!r}; choose from {', '.join(sorted(_REGISTRY))}")
+    factory = _REGISTRY[name]
+    return {f.name for f in dataclasses.fields(factory)} if dataclasses.is_dataclass(factory) else set()
+
+
 def get_method(name: str, **options) -> Reconstructor:
     """Instantiate the reconstructor registered as ``name`` with keyword ``options`` (its config fields)."""
     _load_builtin_methods()
