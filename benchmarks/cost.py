@@ -51,7 +51,7 @@ from cryophase.models.pixel import PixelCodec, PixelCodecConfig
 from cryophase.models.unet import UNet
 from cryophase.pipeline import LatentPhasePipeline
 from cryophase.retrieval.base import get_method
-from cryophase.retrieval.ldm import model_grid_physics
+from cryophase.retrieval.model_grid import model_grid_physics
 from cryophase.simulation import simulate_batch
 from cryophase.specimens.registry import load_specimens
 from cryophase.training.data import Conditioner, TensorData

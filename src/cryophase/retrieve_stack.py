@@ -42,6 +42,7 @@ from cryophase.resumable import (ChunkRecord, ChunkWriter, Journal, Moments, bat
                                  create_partial_stack, finish_stack, journal_paths, load_finished_chunks,
                                  partial_path, remove_partial_run)
 from cryophase.retrieval.base import available_methods, get_method
+from cryophase.retrieval.model_grid import model_grid_notes
 from cryophase.training.ddp import DistributedContext, any_rank, barrier, init_distributed, shutdown
 
 PHASES_STACK = "phases.mrcs"
@@ -385,6 +386,8 @@ def _retrieve(particles_path: Path, out_dir: Path, method: str, config: Retrieve
                                  "is unknown: pass --dose (e/A^2 per particle image, e.g. 40)")
         n, (h, w) = len(images), images.image_shape
         pixel_size = _header_pixel_size(table, notes)
+        if getattr(reconstructor, "grid", None) is not None:  # a learned model works on its own grid
+            notes.extend(model_grid_notes((h, w), pixel_size, reconstructor.grid))
         settings = run_settings(particles_path, method, method_options, config, convention, n, (h, w))
         chunk_size = -(-config.chunk_size // config.batch_size) * config.batch_size
         chunks = chunk_ranges(n, chunk_size)

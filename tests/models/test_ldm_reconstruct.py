@@ -12,6 +12,7 @@ from cryophase.models.weights import WeightsError
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.physics.optics import Optics
 from cryophase.retrieval.base import get_method
+from cryophase.retrieval.model_grid import counts_on_model_grid, model_grid_notes
 from models.tiny import tiny_data, tiny_preset, tiny_regression_config, tiny_unet_config, tiny_vae_config
 
 
@@ -90,3 +91,40 @@ def test_ldm_refinement_lowers_the_poisson_nll_of_the_mean(weights):
     assert torch.equal(a.uncertainty, b.uncertainty)  # the spread of the samples is kept
     with pytest.raises(ValueError, match="refine_iterations"):
         get_method("ldm", weights=weights, refine_iterations=-1)
+
+
+def test_counts_on_model_grid_keeps_the_dose_per_square_angstrom():
+    # Uniform beam at 2.0 A/px, 24 x 20 px -> 16 x 16 at 4.0 A/px: every pixel (padding included: empty ice)
+    # holds dose * 4.0**2 electrons, and the physics is the same but for the pixel size.
+    dose = torch.tensor([20.0, 40.0])
+    physics = ImagingPhysics(Optics.create(defocus_u_angstrom=[12000.0, 20000.0], pixel_size_angstrom=2.0), dose)
+    counts = torch.ones(2, 24, 20, dtype=torch.float16) * (dose * 4.0)[:, None, None].half()
+    model_counts, model_physics = counts_on_model_grid(counts, physics, ModelGrid(16, 4.0))
+    assert model_counts.shape == (2, 16, 16) and model_counts.dtype == torch.float32
+    torch.testing.assert_close(model_counts, (dose * 16.0)[:, None, None].expand(2, 16, 16))
+    torch.testing.assert_close(model_physics.optics.pixel_size_angstrom, torch.tensor([4.0, 4.0]))
+    torch.testing.assert_close(model_physics.optics.defocus_u_angstrom, physics.optics.defocus_u_angstrom)
+    torch.testing.assert_close(model_physics.dose_e_per_a2, dose)
+
+
+def test_counts_on_model_grid_is_the_identity_on_the_model_grid():
+    data = tiny_data(3)
+    pixel = float(data.physics.optics.pixel_size_angstrom[0])
+    model_counts, _ = counts_on_model_grid(data.counts, data.physics, ModelGrid(data.counts.shape[-1], pixel))
+    torch.testing.assert_close(model_counts, data.counts.float())
+
+
+def test_counts_on_model_grid_refuses_mixed_pixel_sizes():
+    physics = ImagingPhysics(Optics.create(defocus_u_angstrom=[1e4, 1e4], pixel_size_angstrom=[1.0, 2.0]),
+                             torch.tensor([30.0, 30.0]))
+    with pytest.raises(ValueError, match="one pixel size"):
+        counts_on_model_grid(torch.ones(2, 8, 8), physics, ModelGrid(16, 4.0))
+
+
+def test_model_grid_notes_say_when_particles_do_not_fit():
+    grid = ModelGrid(64, 3.5)
+    assert model_grid_notes((64, 64), 3.5, grid) == []
+    assert model_grid_notes((68, 68), 3.4, grid) == []  # a 231 A box and a 3.4 A pixel: within 5%
+    cut, fine = model_grid_notes((400, 400), 1.06, grid)
+    assert "424 A wide" in cut and "central 224 A" in cut
+    assert "nothing finer than 7 A" in fine

@@ -1,7 +1,7 @@
 """``ldm``: the latent conditional diffusion model (the paper's method) as a reconstructor.
 
-For each batch: run the conditioning method (``raf`` by default, the one the weights were trained with), move the
-result to the model's grid (Fourier rescale, centre crop/pad), encode, sample in latent space, decode, and map the
+For each batch: move the counts to the model's grid (Fourier rescale, centre crop/pad), run the conditioning method
+the weights were trained with on them, encode, sample in latent space, decode, and map the
 mean (and, with ``samples > 1``, the per-pixel standard deviation) back to the input's grid and pixel size.
 """
 
@@ -14,24 +14,12 @@ from typing import ClassVar
 import torch
 
 from cryophase.models.bundle import check_same_grid, load_denoiser, load_vae, resolve_weights_folder
-from cryophase.models.grid import from_model_grid, to_model_grid
+from cryophase.models.grid import from_model_grid
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.pipeline import Guidance, LatentPhasePipeline
 from cryophase.retrieval.base import RetrievalResult, get_method, register
 from cryophase.retrieval.ml import PoissonMaximumLikelihood
-
-
-def uniform_pixel_groups(physics: ImagingPhysics) -> dict[float, torch.Tensor]:
-    """Image indices grouped by pixel size (models work on one grid at a time)."""
-    sizes = physics.optics.pixel_size_angstrom
-    return {float(p): torch.nonzero(sizes == p).reshape(-1) for p in torch.unique(sizes)}
-
-
-def model_grid_physics(physics: ImagingPhysics, pixel_size_angstrom: float) -> ImagingPhysics:
-    """The same optics and dose on the model's pixel size."""
-    optics = physics.optics.replace(pixel_size_angstrom=torch.full_like(physics.optics.pixel_size_angstrom,
-                                                                        pixel_size_angstrom))
-    return ImagingPhysics(optics, physics.dose_e_per_a2)
+from cryophase.retrieval.model_grid import counts_on_model_grid, uniform_pixel_groups
 
 
 @register("ldm")
@@ -85,20 +73,17 @@ class LatentDiffusionReconstructor:
     def _sample(self, counts: torch.Tensor, physics: ImagingPhysics, generator: torch.Generator):
         """Sample on the model grid for images that share one pixel size; returns phase, std on the input grid."""
         pixel = float(physics.optics.pixel_size_angstrom[0])
-        size, model_pixel = self.grid.image_size, self.grid.pixel_size_angstrom
-        condition = self._condition.reconstruct(counts, physics, generator=generator).phase
-        model_physics = model_grid_physics(physics, model_pixel)
         device = next(self.pipeline.denoiser.parameters()).device
-        condition_m = to_model_grid(condition.float(), pixel, model_pixel, size).to(device)
+        # the conditioning method runs on the model's grid, as in training (and 16x cheaper for a 4x finer input)
+        model_counts, model_physics = counts_on_model_grid(counts, physics, self.grid)
+        condition_m = self._condition.reconstruct(model_counts, model_physics, generator=generator).phase
+        condition_m = condition_m.float().to(device)
         guidance = None
         if self.guidance_scale > 0:
-            n = physics.counts_per_pixel.to(counts)[:, None, None]
-            contrast = to_model_grid(counts / n, pixel, model_pixel, size, fill=1.0)
-            model_counts = contrast * model_physics.counts_per_pixel.to(counts)[:, None, None]
             guidance = Guidance(model_counts.to(device), model_physics.to(device), self.guidance_scale)
         out = self.pipeline(condition_m, model_physics.to(device), generator=generator, n_samples=self.samples,
                             n_steps=self.n_steps, sampler=self.sampler, guidance=guidance)
-        shape = tuple(counts.shape[-2:])
+        shape, model_pixel = tuple(counts.shape[-2:]), self.grid.pixel_size_angstrom
         phase = from_model_grid(out.mean, pixel, model_pixel, shape)
         # Fourier resampling can ring below zero where the sd map has sharp edges: an sd is never negative
         std = from_model_grid(out.std, pixel, model_pixel, shape).clamp_min(0) if out.std is not None else None

@@ -9,11 +9,11 @@ from typing import ClassVar
 import torch
 
 from cryophase.models.bundle import load_regressor, resolve_weights_folder
-from cryophase.models.grid import from_model_grid, to_model_grid
+from cryophase.models.grid import from_model_grid
 from cryophase.models.unet import physics_features
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.retrieval.base import RetrievalResult, get_method, register
-from cryophase.retrieval.ldm import model_grid_physics, uniform_pixel_groups
+from cryophase.retrieval.model_grid import counts_on_model_grid, uniform_pixel_groups
 
 
 @register("regression")
@@ -39,18 +39,14 @@ class RegressionReconstructor:
     @torch.no_grad()
     def _predict(self, counts: torch.Tensor, physics: ImagingPhysics, generator: torch.Generator) -> torch.Tensor:
         pixel = float(physics.optics.pixel_size_angstrom[0])
-        size, model_pixel = self.grid.image_size, self.grid.pixel_size_angstrom
-        condition = self._condition.reconstruct(counts, physics, generator=generator).phase
-        model_physics = model_grid_physics(physics, model_pixel)
-        n = physics.counts_per_pixel.to(counts)[:, None, None]
-        contrast = to_model_grid(counts / n, pixel, model_pixel, size, fill=1.0)
-        model_counts = contrast * model_physics.counts_per_pixel.to(counts)[:, None, None]
+        model_counts, model_physics = counts_on_model_grid(counts, physics, self.grid)
+        condition = self._condition.reconstruct(model_counts, model_physics, generator=generator).phase
         device = next(self.model.parameters()).device
-        inputs = self.model.inputs(model_counts.float(), to_model_grid(condition.float(), pixel, model_pixel, size),
-                                   model_physics)
+        inputs = self.model.inputs(model_counts, condition.float(), model_physics)
         features = physics_features(model_physics) if self.model.config.backbone.use_physics else None
         out = self.model(inputs.to(device), None if features is None else features.to(device))
-        return from_model_grid(out * self.model.config.phase_scale_rad, pixel, model_pixel, tuple(counts.shape[-2:]))
+        return from_model_grid(out * self.model.config.phase_scale_rad, pixel, self.grid.pixel_size_angstrom,
+                               tuple(counts.shape[-2:]))
 
     def reconstruct(self, measurement: torch.Tensor, physics: ImagingPhysics, *,
                     generator: torch.Generator | None = None) -> RetrievalResult:

@@ -6,7 +6,7 @@ measured counts and the imaging physics of ``n`` particles on one grid (``image_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -22,7 +22,8 @@ class TrainingBatch:
     """``phase`` truth (n, H, W) radians, ``counts`` (n, H, W) electrons, ``physics`` for n images.
 
     ``condition`` is the conditioning method's estimate (n, H, W) when it was computed ahead of time
-    (:func:`precompute_condition`), with ``condition_method`` naming the method.
+    (:func:`precompute_condition`), with ``condition_method`` naming the method. ``extras`` holds other per-particle
+    tensors a task computed ahead of time (the latent denoiser's cached VAE codes, :meth:`LDMTask.cache_codes`).
     """
 
     phase: torch.Tensor
@@ -30,10 +31,12 @@ class TrainingBatch:
     physics: ImagingPhysics
     condition: torch.Tensor | None = None
     condition_method: str | None = None
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def to(self, device) -> "TrainingBatch":
         return TrainingBatch(self.phase.to(device), self.counts.to(device), self.physics.to(device),
-                             None if self.condition is None else self.condition.to(device), self.condition_method)
+                             None if self.condition is None else self.condition.to(device), self.condition_method,
+                             {k: v.to(device) for k, v in self.extras.items()})
 
 
 class TrainingData(Protocol):
@@ -44,18 +47,24 @@ class TrainingData(Protocol):
 
 
 class TensorData:
-    """Draw random rows (with replacement) of in-memory tensors: ``phase``, ``counts`` (N, H, W), ``physics``."""
+    """Draw random rows (with replacement) of in-memory tensors: ``phase``, ``counts`` (N, H, W), ``physics``,
+    and optionally ``condition`` (N, H, W) and ``extras`` (name -> (N, ...))."""
 
     def __init__(self, phase: torch.Tensor, counts: torch.Tensor, physics: ImagingPhysics,
-                 condition: torch.Tensor | None = None, condition_method: str | None = None):
+                 condition: torch.Tensor | None = None, condition_method: str | None = None,
+                 extras: dict[str, torch.Tensor] | None = None):
         if phase.shape != counts.shape or phase.shape[0] != len(physics) or phase.shape[-1] != phase.shape[-2]:
             raise ValueError(f"TensorData: phase {tuple(phase.shape)}, counts {tuple(counts.shape)} and "
                              f"{len(physics)} physics entries must agree and be square")
+        extras = dict(extras or {})
+        for name, values in extras.items():
+            if values.shape[0] != phase.shape[0]:
+                raise ValueError(f"TensorData: extra {name!r} has {values.shape[0]} rows, not {phase.shape[0]}")
         pixel = torch.unique(physics.optics.pixel_size_angstrom)
         if pixel.numel() != 1:
             raise ValueError("TensorData: all particles must share one pixel size")
         self.phase, self.counts, self.physics = phase, counts, physics
-        self.condition, self.condition_method = condition, condition_method
+        self.condition, self.condition_method, self.extras = condition, condition_method, extras
         #: the ``cryophase simulate`` folder the data came from, where conditions are cached (None: in memory)
         self.source_folder: Path | None = None
         self.image_size = phase.shape[-1]
@@ -67,7 +76,15 @@ class TensorData:
     def sample(self, n: int, generator: torch.Generator) -> TrainingBatch:
         idx = torch.randint(0, len(self), (n,), generator=generator, device=generator.device).to(self.phase.device)
         condition = None if self.condition is None else self.condition[idx]
-        return TrainingBatch(self.phase[idx], self.counts[idx], self.physics[idx], condition, self.condition_method)
+        return TrainingBatch(self.phase[idx], self.counts[idx], self.physics[idx], condition, self.condition_method,
+                             {k: v[idx] for k, v in self.extras.items()})
+
+    def with_extras(self, **extras: torch.Tensor) -> "TensorData":
+        """The same data with more per-particle tensors (same source folder)."""
+        out = TensorData(self.phase, self.counts, self.physics, self.condition, self.condition_method,
+                         {**self.extras, **extras})
+        out.source_folder = self.source_folder
+        return out
 
 
 def load_simulated_folder(folder: str | Path) -> TensorData:
@@ -163,7 +180,7 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
         if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
             condition, _ = read_stack(path)
             if condition.shape == data.phase.shape:
-                return TensorData(data.phase, data.counts, data.physics, condition, conditioner.method_name)
+                return _with_condition(data, condition, conditioner.method_name)
 
     generator = torch.Generator().manual_seed(seed)
     parts = []
@@ -181,4 +198,10 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
                 tmp.write_text(json.dumps(key))
         except OSError:
             pass  # a read-only data folder: recompute next time
-    return TensorData(data.phase, data.counts, data.physics, condition, conditioner.method_name)
+    return _with_condition(data, condition, conditioner.method_name)
+
+
+def _with_condition(data: TensorData, condition: torch.Tensor, method: str) -> TensorData:
+    out = TensorData(data.phase, data.counts, data.physics, condition, method, data.extras)
+    out.source_folder = data.source_folder
+    return out

@@ -83,4 +83,6 @@ def run(kind: str, preset: Preset, data: TrainingData, out: Path, loop: LoopConf
         data = precompute_condition(data, task.conditioner, loop.seed + 5, progress=progress)
     if kind in CODEC_KINDS:
         task.codec.to(ctx.device)
+    if kind == "ldm" and isinstance(data, TensorData):
+        data = task.cache_codes(data, progress=progress)  # the pixel codec is the identity: nothing to cache
     return train(task, data, loop, out / kind, weights, ctx, resume=resume, progress=progress)
