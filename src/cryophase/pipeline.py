@@ -2,8 +2,8 @@
 
 :class:`LatentPhasePipeline` takes the iterative phase estimate of a batch (on the model's grid), encodes it with
 the codec (the VAE encoder, or the identity :class:`~cryophase.models.pixel.PixelCodec` of the pixel-space peer)
-as the condition, runs a diffusers sampler in that space from seeded Gaussian noise, and decodes ``K`` samples per
-image to their mean and per-pixel standard deviation. Optional measurement-consistency guidance
+as the condition (with the measurement itself when the denoiser was trained so: :mod:`cryophase.models.conditioning`),
+runs a diffusers sampler in that space from seeded Gaussian noise, and decodes ``K`` samples per image to their mean and per-pixel standard deviation. Optional measurement-consistency guidance
 (DPS, Chung et al. 2023) follows the gradient of the Poisson likelihood of the counts through the decoder and
 :meth:`ImagingPhysics.expected_counts`.
 """
@@ -17,6 +17,7 @@ import torch
 
 from cryophase.diffusion.sampler import make_sampler
 from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
+from cryophase.models.conditioning import ConditioningConfig, condition_channels
 from cryophase.models.unet import UNet, physics_features
 from cryophase.physics.detector import poisson_nll_per_pixel
 from cryophase.physics.forward import ImagingPhysics
@@ -70,10 +71,12 @@ class Guidance:
 class LatentPhasePipeline:
     """The conditional diffusion model at inference: codec (VAE, or identity in pixel space) + denoiser + sampler."""
 
-    def __init__(self, codec: PhaseCodec, denoiser: UNet, diffusion: DiffusionConfig):
+    def __init__(self, codec: PhaseCodec, denoiser: UNet, diffusion: DiffusionConfig,
+                 conditioning: ConditioningConfig | None = None):
         self.codec = codec.eval()
         self.denoiser = denoiser.eval()
         self.diffusion = diffusion
+        self.conditioning = conditioning if conditioning is not None else ConditioningConfig()
         self.schedule = NoiseSchedule(diffusion)
 
     def _denoise(self, zt: torch.Tensor, condition: torch.Tensor, t: torch.Tensor,
@@ -99,7 +102,7 @@ class LatentPhasePipeline:
 
     @torch.no_grad()
     def __call__(self, condition_phase: torch.Tensor, physics: ImagingPhysics, *, generator: torch.Generator,
-                 n_samples: int = 1, n_steps: int = 20, sampler: str = "ddim",
+                 counts: torch.Tensor | None = None, n_samples: int = 1, n_steps: int = 20, sampler: str = "ddim",
                  guidance: Guidance | None = None) -> PipelineOutput:
         """Sample phases given the iterative estimate.
 
@@ -108,6 +111,8 @@ class LatentPhasePipeline:
         condition_phase : (B, H, W) radians, on the model grid.
         physics : the batch's imaging physics on the model grid (for physics conditioning and guidance).
         generator : drives the initial noise; the same generator state gives bit-identical output.
+        counts : (B, H, W) the measured counts on the model grid; needed when the denoiser is conditioned on the
+            measurement (``conditioning.pixel_inputs``).
         n_samples : K samples per image (batched together).
         n_steps : sampler steps.
         sampler : "ddim" or "dpm-solver".
@@ -116,11 +121,17 @@ class LatentPhasePipeline:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
         b = condition_phase.shape[0]
-        condition = self.codec.encode(condition_phase).repeat(n_samples, 1, 1, 1)
+        code = self.codec.encode(condition_phase)
+        condition = condition_channels(self.conditioning, code, condition_phase, counts)
+        expected = self.denoiser.config.in_channels - code.shape[1]
+        if condition.shape[1] != expected:
+            raise ValueError(f"the denoiser takes {expected} condition channels but the conditioning "
+                             f"{self.conditioning} gives {condition.shape[1]}: weights and config disagree")
+        condition = condition.repeat(n_samples, 1, 1, 1)
         features = (physics_features(physics).to(condition.device).repeat(n_samples, 1)
                     if self.denoiser.config.use_physics else None)
         scheduler = make_sampler(sampler, self.diffusion, n_steps)
-        zt = torch.randn(condition.shape, generator=generator, device=condition.device, dtype=condition.dtype)
+        zt = torch.randn((n_samples * b, *code.shape[1:]), generator=generator, device=code.device, dtype=code.dtype)
         zt = zt * scheduler.init_noise_sigma
         if guidance is not None:
             guidance = guidance.repeat(n_samples)  # once, not at every step

@@ -25,7 +25,7 @@ def test_save_load_sample_is_bit_identical(pipeline_parts, tmp_path, sampler):
     save_vae(tmp_path, vae, grid)
     save_denoiser(tmp_path, unet, diffusion, "wiener", grid)
     vae2, _ = load_vae(tmp_path)
-    unet2, diffusion2, method, _ = load_denoiser(tmp_path)
+    unet2, diffusion2, method, _, _ = load_denoiser(tmp_path)
     assert method == "wiener" and diffusion2 == diffusion
     data = tiny_data(4)
     a = LatentPhasePipeline(vae, unet, diffusion)(data.phase, data.physics, n_steps=5, sampler=sampler,

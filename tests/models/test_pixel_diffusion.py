@@ -129,7 +129,7 @@ def test_shipped_pixel_peer_loads_strictly_beside_the_latent_model():
     if not (default_weights_folder() / f"{PIXEL_DENOISER_NAME}.json").is_file():
         pytest.skip("no shipped weights in this installation")
     peer = get_method("pixel-diffusion")
-    _, _, _, latent_grid = load_denoiser(default_weights_folder())
+    _, _, _, latent_grid, _ = load_denoiser(default_weights_folder())
     assert peer.grid == latent_grid and peer.condition_method == "ml"  # same grid and conditioning as ldm
     assert peer.pipeline.denoiser.config.in_channels == 2 and peer.pipeline.denoiser.config.out_channels == 1
 

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from cryophase.diffusion.schedule import DiffusionConfig
+from cryophase.models.conditioning import ConditioningConfig
 from cryophase.models.pixel import PixelCodec, PixelCodecConfig
 from cryophase.models.regression import PhaseRegressor, RegressionConfig
 from cryophase.models.unet import UNet, UNetConfig
@@ -57,17 +58,24 @@ def load_vae(folder: Path) -> tuple[PhaseVAE, ModelGrid]:
 
 
 def save_denoiser(folder: Path, denoiser: UNet, diffusion: DiffusionConfig, condition_method: str,
-                  grid: ModelGrid) -> None:
+                  grid: ModelGrid, conditioning: ConditioningConfig | None = None) -> None:
+    conditioning = conditioning if conditioning is not None else ConditioningConfig()
     save_model(folder, DENOISER_NAME, "denoiser", denoiser, denoiser.config,
-               {"grid": asdict(grid), "diffusion": asdict(diffusion), "condition_method": condition_method})
+               {"grid": asdict(grid), "diffusion": asdict(diffusion), "condition_method": condition_method,
+                "conditioning": asdict(conditioning)})
 
 
-def load_denoiser(folder: Path) -> tuple[UNet, DiffusionConfig, str, ModelGrid]:
+def load_denoiser(folder: Path) -> tuple[UNet, DiffusionConfig, str, ModelGrid, ConditioningConfig]:
+    """The latent denoiser, its noise schedule, conditioning method, grid and condition channels, loaded strictly.
+
+    Weights saved before the ``conditioning`` entry existed were conditioned on ``E(iterative)`` alone.
+    """
     folder = Path(folder)
     unet, meta = load_model(folder, DENOISER_NAME, "denoiser", UNetConfig, UNet)
-    extra = meta["extra"]
-    diffusion = config_from_dict(DiffusionConfig, extra["diffusion"], folder / f"{DENOISER_NAME}.json")
-    return unet, diffusion, extra["condition_method"], ModelGrid(**extra["grid"])
+    extra, where = meta["extra"], folder / f"{DENOISER_NAME}.json"
+    diffusion = config_from_dict(DiffusionConfig, extra["diffusion"], where)
+    conditioning = config_from_dict(ConditioningConfig, extra.get("conditioning", {}), where)
+    return unet, diffusion, extra["condition_method"], ModelGrid(**extra["grid"]), conditioning
 
 
 def save_pixel_denoiser(folder: Path, denoiser: UNet, codec: PixelCodec, diffusion: DiffusionConfig,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from cryophase.models.conditioning import measured_contrast
 from cryophase.models.unet import UNet, UNetConfig
-from cryophase.physics.forward import ImagingPhysics
 
 
 def _default_backbone() -> UNetConfig:
@@ -37,11 +37,6 @@ class RegressionConfig:
             self.backbone = UNetConfig(**self.backbone)
 
 
-def normalised_contrast(counts: torch.Tensor, physics: ImagingPhysics) -> torch.Tensor:
-    """``counts / counts_per_pixel - 1`` (B, H, W): the measured contrast, about 0 for empty ice."""
-    return counts / physics.counts_per_pixel.to(counts)[:, None, None] - 1.0
-
-
 class PhaseRegressor(nn.Module):
     """``forward(inputs (B, 2, H, W), physics_features (B, 3)) -> (B, H, W)`` normalised phase."""
 
@@ -53,7 +48,8 @@ class PhaseRegressor(nn.Module):
     def forward(self, inputs: torch.Tensor, physics: torch.Tensor | None) -> torch.Tensor:
         return self.net(inputs, None, physics)[:, 0]
 
-    def inputs(self, counts: torch.Tensor, condition_phase: torch.Tensor, physics: ImagingPhysics) -> torch.Tensor:
-        """Stack the network inputs: ``(B, 2, H, W)``."""
-        return torch.stack([normalised_contrast(counts, physics),
-                            condition_phase / self.config.phase_scale_rad], dim=1)
+    def inputs(self, counts: torch.Tensor, condition_phase: torch.Tensor) -> torch.Tensor:
+        """Stack the network inputs, ``(B, 2, H, W)``: the measured contrast (normalised by each image's mean, so a
+        wrong stated dose does not shift it) and the iterative phase over ``phase_scale_rad``."""
+        return torch.stack([measured_contrast(counts.float()),
+                            condition_phase.float() / self.config.phase_scale_rad], dim=1)

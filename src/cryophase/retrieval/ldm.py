@@ -57,9 +57,9 @@ class LatentDiffusionReconstructor:
             raise ValueError(f"ldm: refine_iterations must be 0 or more, got {self.refine_iterations}")
         folder = resolve_weights_folder(self.weights)
         vae, vae_grid = load_vae(folder)
-        denoiser, diffusion, trained_condition, self.grid = load_denoiser(folder)
+        denoiser, diffusion, trained_condition, self.grid, conditioning = load_denoiser(folder)
         check_same_grid(vae_grid, self.grid, folder)
-        self._use(folder, LatentPhasePipeline(vae, denoiser, diffusion), trained_condition)
+        self._use(folder, LatentPhasePipeline(vae, denoiser, diffusion, conditioning), trained_condition)
 
     def _use(self, folder: Path, pipeline: LatentPhasePipeline, trained_condition: str) -> None:
         """Adopt the loaded model and the conditioning method it was trained with (another one is refused)."""
@@ -81,7 +81,8 @@ class LatentDiffusionReconstructor:
         guidance = None
         if self.guidance_scale > 0:
             guidance = Guidance(model_counts.to(device), model_physics.to(device), self.guidance_scale)
-        out = self.pipeline(condition_m, model_physics.to(device), generator=generator, n_samples=self.samples,
+        out = self.pipeline(condition_m, model_physics.to(device), generator=generator,
+                            counts=model_counts.to(device), n_samples=self.samples,
                             n_steps=self.n_steps, sampler=self.sampler, guidance=guidance)
         shape, model_pixel = tuple(counts.shape[-2:]), self.grid.pixel_size_angstrom
         phase = from_model_grid(out.mean, pixel, model_pixel, shape)

@@ -42,7 +42,7 @@ class RegressionReconstructor:
         model_counts, model_physics = counts_on_model_grid(counts, physics, self.grid)
         condition = self._condition.reconstruct(model_counts, model_physics, generator=generator).phase
         device = next(self.model.parameters()).device
-        inputs = self.model.inputs(model_counts, condition.float(), model_physics)
+        inputs = self.model.inputs(model_counts, condition)
         features = physics_features(model_physics) if self.model.config.backbone.use_physics else None
         out = self.model(inputs.to(device), None if features is None else features.to(device))
         return from_model_grid(out * self.model.config.phase_scale_rad, pixel, self.grid.pixel_size_angstrom,

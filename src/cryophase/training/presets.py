@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryophase.diffusion.schedule import DiffusionConfig
+from cryophase.models.conditioning import ConditioningConfig
 from cryophase.models.regression import RegressionConfig
 from cryophase.models.unet import UNetConfig
 from cryophase.models.vae import VAEConfig
@@ -24,6 +25,8 @@ class Preset:
     ----------
     image_size, pixel_size_angstrom : the training grid (the simulator's box and pixel size).
     vae, denoiser, regression, diffusion : model configs (scalings are fitted during training).
+    conditioning : the denoiser's condition channels (``denoiser.in_channels`` is the latent channels plus
+        ``conditioning.n_channels``).
     pixel_denoiser : the pixel-space peer of ``denoiser`` (same UNet family on the ``(1, H, W)`` phase with the
         iterative phase as a second channel, no VAE); ``benchmarks/cost.py`` compares the two.
     kl_weight : weight of the VAE's KL term.
@@ -39,6 +42,7 @@ class Preset:
     regression: RegressionConfig
     pixel_denoiser: UNetConfig
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     kl_weight: float = 1e-4
     condition_method: str = "raf"
     vae_loop: LoopConfig = field(default_factory=LoopConfig)

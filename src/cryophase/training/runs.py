@@ -59,8 +59,16 @@ def build_task(kind: str, preset: Preset, data: TrainingData, weights_folder: Pa
             Path(weights_folder).mkdir(parents=True, exist_ok=True)
             for suffix in (".json", ".safetensors"):
                 shutil.copy2(source / f"{VAE_NAME}{suffix}", Path(weights_folder) / f"{VAE_NAME}{suffix}")
+        conditioning = copy.deepcopy(preset.conditioning)
+        conditioning.phase_scale_rad = vae.config.phase_scale_rad
+        factor = vae.config.downsampling_factor
+        wanted = vae.config.latent_channels + conditioning.n_channels(vae.config.latent_channels, factor)
+        if preset.denoiser.in_channels != wanted:
+            raise CryophaseError(f"preset {preset.name!r}: the denoiser takes {preset.denoiser.in_channels} input "
+                                 f"channels, but z_t and the condition ({conditioning}) of a "
+                                 f"{vae.config.latent_channels}-channel latent {factor}x smaller make {wanted}")
         return LDMTask(initialise(UNet(copy.deepcopy(preset.denoiser)), init), vae, preset.diffusion,
-                       Conditioner(preset.condition_method), grid)
+                       Conditioner(preset.condition_method), grid, conditioning=conditioning)
     if kind == "regression":
         config = copy.deepcopy(preset.regression)
         config.phase_scale_rad = fit_phase_scale_rad(data, PHASE_SCALE_PARTICLES, seed)

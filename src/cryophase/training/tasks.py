@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
 from cryophase.models.bundle import ModelGrid, save_denoiser, save_pixel_denoiser, save_regressor, save_vae
+from cryophase.models.conditioning import ConditioningConfig, condition_channels
 from cryophase.models.pixel import PixelCodec
 from cryophase.models.regression import PhaseRegressor
 from cryophase.models.unet import UNet, physics_features
@@ -66,10 +67,11 @@ class LDMTask:
     kind = "ldm"
 
     def __init__(self, denoiser: UNet, codec: PhaseCodec, diffusion: DiffusionConfig, conditioner: Conditioner,
-                 grid: ModelGrid, validation_steps: int = 10):
+                 grid: ModelGrid, validation_steps: int = 10, conditioning: ConditioningConfig | None = None):
         self.model, self.codec, self.diffusion = denoiser, codec.eval().requires_grad_(False), diffusion
         self.schedule = NoiseSchedule(diffusion)
         self.conditioner, self.grid, self.validation_steps = conditioner, grid, validation_steps
+        self.conditioning = conditioning if conditioning is not None else ConditioningConfig()
 
     @torch.no_grad()
     def cache_codes(self, data: TensorData, chunk_size: int = 256, progress: bool = True) -> TensorData:
@@ -93,10 +95,11 @@ class LDMTask:
         condition_phase = self.conditioner(batch, generator)
         features = physics_features(batch.physics) if self.model.config.use_physics else None
         cached = "z0" in batch.extras and "condition_code" in batch.extras
+        code = batch.extras["condition_code"] if cached else self.codec.encode(condition_phase)
         return {"z0": batch.extras["z0"] if cached else self.codec.encode(batch.phase),
-                "condition": batch.extras["condition_code"] if cached else self.codec.encode(condition_phase),
-                "condition_phase": condition_phase, "features": features, "phase": batch.phase,
-                "physics": batch.physics}
+                "condition": condition_channels(self.conditioning, code, condition_phase, batch.counts),
+                "condition_phase": condition_phase, "counts": batch.counts, "features": features,
+                "phase": batch.phase, "physics": batch.physics}
 
     def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
         z0 = prepared["z0"]
@@ -108,8 +111,8 @@ class LDMTask:
 
     @torch.no_grad()
     def validate(self, model: UNet, prepared: dict, generator: torch.Generator) -> dict[str, float]:
-        pipe = LatentPhasePipeline(self.codec, model, self.diffusion)
-        out = pipe(prepared["condition_phase"], prepared["physics"], generator=generator,
+        pipe = LatentPhasePipeline(self.codec, model, self.diffusion, self.conditioning)
+        out = pipe(prepared["condition_phase"], prepared["physics"], generator=generator, counts=prepared["counts"],
                    n_steps=self.validation_steps)
         return {"loss": float(self.loss(model, prepared, generator)),
                 "ncc": float(normalised_cross_correlation(out.mean, prepared["phase"]).mean()),
@@ -117,7 +120,7 @@ class LDMTask:
                                                                     prepared["phase"]).mean())}
 
     def export(self, model: UNet, folder: Path, prepared: dict) -> None:
-        save_denoiser(folder, model, self.diffusion, self.conditioner.method_name, self.grid)
+        save_denoiser(folder, model, self.diffusion, self.conditioner.method_name, self.grid, self.conditioning)
 
 
 class PixelDiffusionTask(LDMTask):
@@ -142,7 +145,7 @@ class RegressionTask:
     def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
         condition_phase = self.conditioner(batch, generator)
         features = physics_features(batch.physics) if self.model.config.backbone.use_physics else None
-        return {"inputs": self.model.inputs(batch.counts, condition_phase, batch.physics), "features": features,
+        return {"inputs": self.model.inputs(batch.counts, condition_phase), "features": features,
                 "x": batch.phase / self.model.config.phase_scale_rad, "phase": batch.phase}
 
     def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
