@@ -19,21 +19,16 @@ from cryophase.io.mrc import read_stack, write_stack
 from cryophase.io.particles import read_particle_table
 from cryophase.io.star import ParticleImages, optics_table, write_star
 from cryophase.physics import ImagingPhysics, Optics, sample_counts
+from stacks import gaussian_blob_phases
+from stacks import write_particles as write_stack_and_star
 
 runner = CliRunner()
 N_PARTICLES, BOX, PIXEL_A, DOSE = 5, 64, 2.0, 200.0
 
 
 def blob_phases(n: int, box: int, generator: torch.Generator) -> torch.Tensor:
-    """Sums of Gaussian blobs near the box centre, peak ~0.3 rad, (n, box, box) float64."""
-    yy, xx = torch.meshgrid(torch.arange(box, dtype=torch.float64), torch.arange(box, dtype=torch.float64),
-                            indexing="ij")
-    centres = box / 2 + 5 * torch.randn(n, 5, 2, generator=generator, dtype=torch.float64)
-    phase = torch.zeros(n, box, box, dtype=torch.float64)
-    for i in range(5):
-        r2 = (yy - centres[:, i, 0, None, None]) ** 2 + (xx - centres[:, i, 1, None, None]) ** 2
-        phase += 0.12 * torch.exp(-r2 / (2 * 3.0**2))
-    return phase
+    """Sums of 5 Gaussian blobs near the box centre, peak ~0.3 rad, (n, box, box) float64."""
+    return gaussian_blob_phases(n, box, generator, n_blobs=5, spread_px=5, peak_rad=0.12, width_px=3.0)
 
 
 def simulated_optics(n: int) -> Optics:
@@ -45,20 +40,8 @@ def simulated_optics(n: int) -> Optics:
 
 def write_particles(folder: Path, images: torch.Tensor, optics: Optics, name: str, *, dtype=np.float32) -> Path:
     """Write ``images`` as ``name.mrcs`` and a RELION 3.1 STAR file naming them; return the STAR path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    write_stack(folder / f"{name}.mrcs", images.to(torch.float32), PIXEL_A, dtype=dtype)
-    n = images.shape[0]
-    particles = pd.DataFrame({
-        "rlnImageName": [f"{i + 1:06d}@{name}.mrcs" for i in range(n)],
-        "rlnDefocusU": optics.defocus_u_angstrom.numpy(),
-        "rlnDefocusV": optics.defocus_v_angstrom.numpy(),
-        "rlnDefocusAngle": optics.defocus_angle_degrees.numpy(),
-        "rlnOpticsGroup": np.ones(n, dtype=int),
-        "rlnClassNumber": np.arange(n) + 1,  # an extra column that must survive
-    })
-    star = folder / f"{name}.star"
-    write_star(star, {"optics": optics_table(optics, images.shape[-1]), "particles": particles})
-    return star
+    return write_stack_and_star(folder, images, optics, name, dtype=dtype,
+                                extra_columns={"rlnClassNumber": np.arange(images.shape[0]) + 1})  # must survive
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from cryophase.diffusion.schedule import DiffusionConfig, NoiseSchedule
+from cryophase.evaluation.metrics import normalised_cross_correlation
 from cryophase.models.bundle import ModelGrid, save_denoiser, save_pixel_denoiser, save_regressor, save_vae
 from cryophase.models.conditioning import ConditioningConfig, condition_channels
 from cryophase.models.pixel import PixelCodec
@@ -23,13 +24,6 @@ from cryophase.models.unet import UNet, physics_features
 from cryophase.models.vae import PhaseVAE, fit_latent_scale, vae_loss
 from cryophase.pipeline import LatentPhasePipeline, PhaseCodec
 from cryophase.training.data import Conditioner, TensorData, TrainingBatch
-
-
-def normalised_cross_correlation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Zero-mean normalised cross-correlation per image of ``(B, H, W)`` tensors, ``(B,)``."""
-    a = a - a.mean(dim=(-2, -1), keepdim=True)
-    b = b - b.mean(dim=(-2, -1), keepdim=True)
-    return (a * b).sum(dim=(-2, -1)) / (a.norm(dim=(-2, -1)) * b.norm(dim=(-2, -1))).clamp_min(1e-12)
 
 
 class VAETask:
