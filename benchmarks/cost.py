@@ -51,7 +51,7 @@ from cryophase.models.pixel import PixelCodec, PixelCodecConfig
 from cryophase.models.unet import UNet
 from cryophase.pipeline import LatentPhasePipeline
 from cryophase.retrieval.base import get_method
-from cryophase.retrieval.model_grid import model_grid_physics
+from cryophase.retrieval.model_grid import counts_on_model_grid
 from cryophase.simulation import simulate_batch
 from cryophase.specimens.registry import load_specimens
 from cryophase.training.data import Conditioner, TensorData
@@ -103,21 +103,23 @@ def training_rows(latent_run: Path, pixel_run: Path, measured: dict[str, dict]) 
             for model, stage, key, m in stages]
 
 
-def count_flops_per_particle(pipe: LatentPhasePipeline, condition: torch.Tensor, physics, steps: int) -> float:
+def count_flops_per_particle(pipe: LatentPhasePipeline, condition: torch.Tensor, physics, counts: torch.Tensor,
+                             steps: int) -> float:
     """Network FLOPs per particle of one pipeline call (codec + ``steps`` denoiser evaluations)."""
     with FlopCounterMode(display=False) as counter:
         pipe(condition[:FLOP_PARTICLES], physics[:FLOP_PARTICLES], generator=torch.Generator().manual_seed(0),
-             n_steps=steps)
+             counts=counts[:FLOP_PARTICLES], n_steps=steps)
     return counter.get_total_flops() / FLOP_PARTICLES
 
 
-def network_seconds(pipe: LatentPhasePipeline, condition: torch.Tensor, physics, steps: int, repeats: int) -> float:
+def network_seconds(pipe: LatentPhasePipeline, condition: torch.Tensor, physics, counts: torch.Tensor, steps: int,
+                    repeats: int) -> float:
     """Best wall time of ``repeats`` pipeline calls on the whole batch (after a warm-up call)."""
-    pipe(condition[:2], physics[:2], generator=torch.Generator().manual_seed(0), n_steps=steps)
+    pipe(condition[:2], physics[:2], generator=torch.Generator().manual_seed(0), counts=counts[:2], n_steps=steps)
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        pipe(condition, physics, generator=torch.Generator().manual_seed(0), n_steps=steps)
+        pipe(condition, physics, generator=torch.Generator().manual_seed(0), counts=counts, n_steps=steps)
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -260,16 +262,16 @@ def main():
     grid = latent.grid
     condition_m = to_model_grid(condition.float(), config.pixel_size_angstrom, grid.pixel_size_angstrom,
                                 grid.image_size)
-    physics_m = model_grid_physics(batch.physics, grid.pixel_size_angstrom)
+    counts_m, physics_m = counts_on_model_grid(batch.counts, batch.physics, grid)
     pipes = {LATENT: latent.pipeline, PIXEL: pixel.pipeline}
     if not args.skip_reference:
         pipes[REFERENCE] = reference_pipeline(latent, pixel, args.seed)
     cost, nan = {}, float("nan")
     with torch.no_grad():
         for name, pipe in pipes.items():
-            net_s = network_seconds(pipe, condition_m, physics_m, args.steps, args.repeats)
+            net_s = network_seconds(pipe, condition_m, physics_m, counts_m, args.steps, args.repeats)
             cost[name] = {"denoiser params M": parameters(pipe) / 1e6,
-                          "GFLOP/particle": count_flops_per_particle(pipe, condition_m, physics_m, args.steps) / 1e9,
+                          "GFLOP/particle": count_flops_per_particle(pipe, condition_m, physics_m, counts_m, args.steps) / 1e9,
                           "network particles/s": args.n / net_s,
                           "end-to-end particles/s": args.n / seconds[name] if name in seconds else nan}
 
@@ -286,9 +288,7 @@ def main():
 
     grid_phase = to_model_grid(batch.phase.float(), config.pixel_size_angstrom, grid.pixel_size_angstrom,
                                grid.image_size)
-    grid_counts = to_model_grid(batch.counts.float(), config.pixel_size_angstrom, grid.pixel_size_angstrom,
-                                grid.image_size)
-    held_out = TensorData(grid_phase, grid_counts, physics_m, condition_m, latent.condition_method)
+    held_out = TensorData(grid_phase, counts_m, physics_m, condition_m, latent.condition_method)
     measured = training_cost_rows(latent, pixel, held_out, args.repeats)
     print("\n## Training (same data, 1 core each; steps and wall time from the run folders' logs, step cost "
           "measured here on held-out particles)\n")

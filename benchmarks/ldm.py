@@ -39,9 +39,10 @@ from _common import (CLASSICAL_METHODS, HELDOUT_STRUCTURES, add_common_arguments
                      markdown, mean_frc_resolutions, particle_support, power_ratio_per_band, start)
 from cryophase.evaluation.figures import Panel, curves_plot, particle_grid
 from cryophase.evaluation.metrics import normalised_cross_correlation
-from cryophase.models.grid import to_model_grid
+from cryophase.models.conditioning import condition_channels
 from cryophase.models.unet import physics_features
 from cryophase.retrieval.base import RetrievalResult, get_method
+from cryophase.retrieval.model_grid import counts_on_model_grid
 from cryophase.simulation import simulate_batch
 from cryophase.specimens.registry import load_specimens
 
@@ -175,29 +176,30 @@ def speed(args, specimens) -> tuple[dict, dict]:
     batch = simulate_batch(specimens, config, 64, torch.Generator().manual_seed(args.seed))
     g = torch.Generator().manual_seed(0)
     method.reconstruct(batch.counts[:4], batch.physics[:4], generator=g)  # warm-up
+    counts, physics = counts_on_model_grid(batch.counts, batch.physics, grid)
     stages = {}
     with torch.no_grad():
         t = time.perf_counter()
-        cond = method._condition.reconstruct(batch.counts, batch.physics, generator=g).phase
+        cond = method._condition.reconstruct(counts, physics, generator=g).phase.float()
         stages["condition"] = time.perf_counter() - t
-        cond = to_model_grid(cond, config.pixel_size_angstrom, grid.pixel_size_angstrom, grid.image_size)
         t = time.perf_counter()
         c = pipe.codec.encode(cond)
+        channels = condition_channels(pipe.conditioning, c, cond, counts)
         stages["encode"] = time.perf_counter() - t
         t = time.perf_counter()
-        out = pipe(cond, batch.physics, generator=g, n_steps=args.steps)
+        out = pipe(cond, physics, generator=g, counts=counts, n_steps=args.steps)
         total_pipe = time.perf_counter() - t
         t = time.perf_counter()
         pipe.codec.decode(c)
         stages["decode"] = time.perf_counter() - t
         stages["sampling loop"] = max(total_pipe - stages["encode"] - stages["decode"], 0.0)
-        features = physics_features(batch.physics[:1])
+        features = physics_features(physics[:1])
         with FlopCounterMode(display=False) as counter:
             pipe.codec.encode(cond[:1])
             pipe.codec.decode(c[:1])
         vae_flops = counter.get_total_flops()
         with FlopCounterMode(display=False) as counter:
-            pipe.denoiser(torch.cat([c[:1], c[:1]], 1), torch.tensor([500]), features)
+            pipe.denoiser(torch.cat([c[:1], channels[:1]], 1), torch.tensor([500]), features)
         denoiser_flops = counter.get_total_flops()
     total = sum(stages.values())
     summary = {"steps": args.steps, "particles/s": 64 / total,

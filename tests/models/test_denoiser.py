@@ -22,12 +22,12 @@ def test_predict_z0_inverts_target(prediction_type):
 
 def _step_lowers(model, loss_fn):
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    before = float(loss_fn())
+    before = float(loss_fn().detach())
     for _ in range(3):
         opt.zero_grad()
         loss_fn().backward()
         opt.step()
-    return before, float(loss_fn())
+    return before, float(loss_fn().detach())
 
 
 def test_denoiser_step_lowers_loss():

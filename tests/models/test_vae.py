@@ -52,3 +52,20 @@ def test_latent_scale_applied_once_and_round_trip_finite():
     torch.testing.assert_close(vae.decode(z), vae.decoder(raw_mean)[:, 0] * vae.config.phase_scale_rad)
     assert torch.isfinite(vae.decode(z)).all()
     assert vae.config.latent_scale == scale
+
+
+def test_ring_relative_error_weighs_every_ring_alike():
+    from cryophase.evaluation.frc import ring_index
+    from cryophase.models.vae import ring_relative_error
+
+    x = torch.randn(4, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert float(ring_relative_error(x, x)) == 0.0
+    torch.testing.assert_close(ring_relative_error(torch.zeros_like(x), x), torch.tensor(1.0))
+    # Keep rings 0-7 of the 16 non-zero rings (1..16): the error is 0 in rings 1-7 and 1 in rings 8-16 -> 9/16,
+    # however little power those high rings hold.
+    index, _ = ring_index((32, 32))
+    lowpass = torch.fft.ifft2(torch.fft.fft2(x) * (index < 8)).real
+    torch.testing.assert_close(ring_relative_error(lowpass, x), torch.tensor(9 / 16), rtol=1e-5, atol=1e-6)
+    # A reconstruction off by the same fraction in every ring scores that fraction squared, whatever the spectrum
+    smooth = torch.fft.ifft2(torch.fft.fft2(x) / (1 + index.double())).real.float()
+    torch.testing.assert_close(ring_relative_error(0.9 * smooth, smooth), torch.tensor(0.01), rtol=1e-4, atol=1e-6)

@@ -30,6 +30,7 @@ class Preset:
     pixel_denoiser : the pixel-space peer of ``denoiser`` (same UNet family on the ``(1, H, W)`` phase with the
         iterative phase as a second channel, no VAE); ``benchmarks/cost.py`` compares the two.
     kl_weight : weight of the VAE's KL term.
+    vae_spectral_weight : weight of the VAE's per-Fourier-ring relative error (0: plain mean squared error).
     condition_method : iterative method whose result conditions the denoiser and the regression peer.
     vae_loop, ldm_loop, regression_loop, pixel_loop : optimisation settings and time budgets.
     """
@@ -44,6 +45,7 @@ class Preset:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     kl_weight: float = 1e-4
+    vae_spectral_weight: float = 0.0
     condition_method: str = "raf"
     vae_loop: LoopConfig = field(default_factory=LoopConfig)
     ldm_loop: LoopConfig = field(default_factory=LoopConfig)
@@ -67,6 +69,7 @@ def default_preset() -> Preset:
         # 1.6 s vs 0.23 s denoiser + 1.1 s encoding); the latent UNet itself at 64 px (32, (1, 2, 2)) takes 4.9 s.
         pixel_denoiser=UNetConfig(in_channels=2, out_channels=1, base_channels=16, channel_multipliers=(1, 2, 4, 4),
                                   embedding_dim=128),
+        vae_spectral_weight=0.1,
         vae_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=10.0, ema_decay=0.995),
         ldm_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=20.0, ema_decay=0.999),
         regression_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=10.0, ema_decay=0.995),
