@@ -159,17 +159,20 @@ def training_step_cost(task, data: TensorData, batch_size: int, repeats: int) ->
 def training_cost_rows(latent, pixel, data: TensorData, repeats: int) -> dict[str, dict]:
     """Training-step cost of every stage measured here, at the preset's batch sizes, keyed by stage name."""
     preset = get_preset("default")
-    tasks = {VAE_STAGE: (VAETask(copy.deepcopy(latent.pipeline.codec), preset.kl_weight, latent.grid),
-                         preset.vae_loop.batch_size),
-             LATENT: (LDMTask(copy.deepcopy(latent.pipeline.denoiser), latent.pipeline.codec,
-                              latent.pipeline.diffusion, Conditioner(latent.condition_method), latent.grid),
-                      preset.ldm_loop.batch_size),
+    latent_task = LDMTask(copy.deepcopy(latent.pipeline.denoiser), latent.pipeline.codec, latent.pipeline.diffusion,
+                          Conditioner(latent.condition_method), latent.grid,
+                          conditioning=latent.pipeline.conditioning)
+    tasks = {VAE_STAGE: (VAETask(copy.deepcopy(latent.pipeline.codec), preset.kl_weight, latent.grid,
+                                 preset.vae_spectral_weight), preset.vae_loop.batch_size),
+             LATENT: (latent_task, preset.ldm_loop.batch_size),
              PIXEL: (PixelDiffusionTask(copy.deepcopy(pixel.pipeline.denoiser), pixel.pipeline.codec,
                                         pixel.pipeline.diffusion, Conditioner(pixel.condition_method), pixel.grid),
                      preset.pixel_loop.batch_size)}
     rows = {}
+    # the latent denoiser trains on VAE codes encoded once before the first step (LDMTask.cache_codes)
+    data_for = {LATENT: latent_task.cache_codes(data, progress=False)}
     for name, (task, batch_size) in tasks.items():
-        gflop, seconds = training_step_cost(task, data, batch_size, repeats)
+        gflop, seconds = training_step_cost(task, data_for.get(name, data), batch_size, repeats)
         rows[name] = {"GFLOP/step": gflop, "s/step here": seconds}
     return rows
 
@@ -271,7 +274,8 @@ def main():
         for name, pipe in pipes.items():
             net_s = network_seconds(pipe, condition_m, physics_m, counts_m, args.steps, args.repeats)
             cost[name] = {"denoiser params M": parameters(pipe) / 1e6,
-                          "GFLOP/particle": count_flops_per_particle(pipe, condition_m, physics_m, counts_m, args.steps) / 1e9,
+                          "GFLOP/particle": count_flops_per_particle(pipe, condition_m, physics_m, counts_m,
+                                                                     args.steps) / 1e9,
                           "network particles/s": args.n / net_s,
                           "end-to-end particles/s": args.n / seconds[name] if name in seconds else nan}
 

@@ -185,7 +185,7 @@ def notes(stage: str, config: SimulationConfig, result: dict, args, described: d
     if stage in DIFFUSION:
         parts.append(f"{args.steps} steps, 1 sample")
     if "grid" in described:
-        parts.append(f"includes its {described['condition']} conditioning at the input size")
+        parts.append(f"includes its {described['condition']} conditioning on the model's grid")
         if described["grid"] != f"{config.box_size} px at {config.pixel_size_angstrom:g} A/px":
             parts.append(f"input Fourier-rescaled to the model's {described['grid']} and back")
     rise = result["peak_rss_mib"] - result["rss_before_mib"]

@@ -2,9 +2,10 @@
 
 :class:`LatentPhasePipeline` takes the iterative phase estimate of a batch (on the model's grid), encodes it with
 the codec (the VAE encoder, or the identity :class:`~cryophase.models.pixel.PixelCodec` of the pixel-space peer)
-as the condition (with the measurement itself when the denoiser was trained so: :mod:`cryophase.models.conditioning`),
-runs a diffusers sampler in that space from seeded Gaussian noise, and decodes ``K`` samples per image to their mean and per-pixel standard deviation. Optional measurement-consistency guidance
-(DPS, Chung et al. 2023) follows the gradient of the Poisson likelihood of the counts through the decoder and
+as the condition (with the measurement itself when the denoiser was trained so:
+:mod:`cryophase.models.conditioning`), runs a diffusers sampler in that space from seeded Gaussian noise, and
+decodes ``K`` samples per image to their mean and per-pixel standard deviation. Optional measurement-consistency
+guidance (DPS, Chung et al. 2023) follows the gradient of the Poisson likelihood of the counts through the decoder and
 :meth:`ImagingPhysics.expected_counts`.
 """
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -17,7 +16,7 @@ from cryophase.conventions import relion_normalise
 from cryophase.evaluation import normalised_cross_correlation
 from cryophase.io.mrc import read_stack, write_stack
 from cryophase.io.particles import read_particle_table
-from cryophase.io.star import ParticleImages, optics_table, write_star
+from cryophase.io.star import ParticleImages, write_star
 from cryophase.physics import ImagingPhysics, Optics, sample_counts
 from stacks import gaussian_blob_phases
 from stacks import write_particles as write_stack_and_star

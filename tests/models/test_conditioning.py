@@ -10,6 +10,7 @@ from cryophase.models.bundle import ModelGrid, load_denoiser, load_vae, save_den
 from cryophase.models.conditioning import ConditioningConfig, condition_channels, measured_contrast
 from cryophase.models.unet import UNet, UNetConfig
 from cryophase.models.vae import PhaseVAE
+from cryophase.models.weights import WeightsError
 from cryophase.pipeline import LatentPhasePipeline
 from cryophase.retrieval.base import get_method
 from cryophase.training.ddp import DistributedContext
@@ -26,6 +27,7 @@ def test_measured_contrast_does_not_depend_on_the_dose():
     contrast = measured_contrast(data.counts)
     torch.testing.assert_close(measured_contrast(2.0 * data.counts), contrast)
     torch.testing.assert_close(contrast.mean(dim=(-2, -1)), torch.zeros(3), atol=1e-6, rtol=0)
+    assert torch.equal(measured_contrast(torch.zeros(1, 4, 4)), -torch.ones(1, 4, 4))  # an empty image stays finite
 
 
 def test_pixel_inputs_fold_losslessly_onto_the_latent_grid():
@@ -58,13 +60,17 @@ def test_pixel_conditioned_weights_round_trip_and_reconstruct(tmp_path):
         pipe(data.phase, data.physics, generator=torch.Generator().manual_seed(0), n_steps=2)
     with pytest.raises(ValueError, match="condition channels"):  # weights used with the wrong conditioning
         LatentPhasePipeline(vae, unet, diffusion)(data.phase, data.physics, generator=torch.Generator(), n_steps=2)
-    # batched == looped: each particle's sample depends on its own counts only
+    save_denoiser(tmp_path / "mixed", unet, diffusion, "wiener", grid)  # conditioning entry lost: refused at load
+    save_vae(tmp_path / "mixed", vae, grid)
+    with pytest.raises(WeightsError, match="denoiser.json.*different runs"):
+        get_method("ldm", weights=tmp_path / "mixed")
     method = get_method("ldm", weights=tmp_path, n_steps=2, batch_size=4)
     whole = method.reconstruct(data.counts, data.physics, generator=torch.Generator().manual_seed(1)).phase
     assert whole.shape == (4, 16, 16) and torch.isfinite(whole).all()
     pipe_out = pipe(get_method("wiener").reconstruct(data.counts, data.physics).phase.float(), data.physics,
                     counts=data.counts, generator=torch.Generator().manual_seed(2), n_steps=2, n_samples=2)
     assert pipe_out.samples.shape == (2, 4, 16, 16) and torch.isfinite(pipe_out.mean).all()
+    # batched == looped: each particle's condition channels come from its own counts and phase only
     code = vae.encode(data.phase)
     batched = condition_channels(PIXEL, code, data.phase, data.counts)
     for i in range(4):

@@ -41,10 +41,22 @@ def test_ldm_other_box_and_pixel_size(weights):
     g = torch.Generator().manual_seed(0)
     physics = ImagingPhysics(Optics.create(defocus_u_angstrom=[12000.0, 20000.0], pixel_size_angstrom=2.0),
                              torch.tensor([20.0, 40.0]))
-    counts = torch.poisson(torch.full((2, 24, 20), 4.0 * 30.0), generator=g)
-    result = get_method("ldm", weights=weights, n_steps=2).reconstruct(counts, physics, generator=g)
+    counts = torch.poisson(torch.tensor([20.0, 40.0])[:, None, None] * 4.0 * torch.ones(2, 24, 20), generator=g)
+    method = get_method("ldm", weights=weights, n_steps=2)
+    seen = []
+    condition = method._condition.reconstruct
+
+    def recording(counts, physics, **kwargs):  # the conditioning method must run on the model's grid
+        seen.append((tuple(counts.shape), physics.optics.pixel_size_angstrom.tolist(), float(counts.mean())))
+        return condition(counts, physics, **kwargs)
+
+    method._condition.reconstruct = recording
+    result = method.reconstruct(counts, physics, generator=g)
     assert result.phase.shape == (2, 24, 20) and result.uncertainty is None
     assert torch.isfinite(result.phase).all()
+    (shape, pixel, mean_counts), = seen
+    assert shape == (2, 16, 16) and pixel == [3.5, 3.5]
+    assert mean_counts == pytest.approx(30.0 * 3.5**2, rel=0.02)  # the mean dose, 30 e/A^2, on 12.25 A^2 pixels
 
 
 def test_regression_reconstruct(weights):

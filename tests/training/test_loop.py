@@ -88,14 +88,22 @@ def test_data_grid_must_match_preset(tmp_path):
 def test_cached_codes_prepare_the_same_batch_as_encoding_on_the_fly(tmp_path):
     from cryophase.training.data import precompute_condition
 
+    from cryophase.models.conditioning import ConditioningConfig
+    from cryophase.models.unet import UNetConfig
+
     preset, data = tiny_preset(max_steps=1), tiny_data(12)
     run("vae", preset, data, tmp_path, preset.vae_loop, CPU, progress=False)
+    preset.conditioning = ConditioningConfig(pixel_inputs=True)  # cached codes beside per-batch pixel channels
+    preset.denoiser = UNetConfig(in_channels=36, out_channels=2, base_channels=8, channel_multipliers=(1, 2),
+                                 embedding_dim=16)
     task = build_task("ldm", preset, data, tmp_path / "weights", seed=0)
     conditioned = precompute_condition(data, task.conditioner, seed=5, progress=False)
     cached = task.cache_codes(conditioned, chunk_size=5, progress=False)  # chunks that do not divide 12
     assert cached.extras["z0"].shape == (12, 2, 4, 4) and cached.extras["condition_code"].shape == (12, 2, 4, 4)
+    # the condition is the cached code followed by the pixel channels: 2 + 2 x 16
     with_cache = task.prepare(cached.sample(6, torch.Generator().manual_seed(3)), torch.Generator())
     on_the_fly = task.prepare(conditioned.sample(6, torch.Generator().manual_seed(3)), torch.Generator())
+    assert with_cache["condition"].shape == (6, 34, 4, 4)
     for key in ("z0", "condition"):
         torch.testing.assert_close(with_cache[key], on_the_fly[key], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="conditions computed first"):

@@ -108,6 +108,21 @@ def load_regressor(folder: Path) -> tuple[PhaseRegressor, str, ModelGrid]:
     return reg, meta["extra"]["condition_method"], ModelGrid(**meta["extra"]["grid"])
 
 
+def denoiser_input_channels(vae: PhaseVAE, conditioning: ConditioningConfig) -> int:
+    """Input channels of a latent denoiser over ``vae``'s codes: ``z_t`` and the condition channels."""
+    c = vae.config.latent_channels
+    return c + conditioning.n_channels(c, vae.config.downsampling_factor)
+
+
+def check_denoiser_fits_vae(vae: PhaseVAE, denoiser: UNet, conditioning: ConditioningConfig, folder: Path) -> None:
+    wanted = denoiser_input_channels(vae, conditioning)
+    if denoiser.config.in_channels != wanted or denoiser.config.out_channels != vae.config.latent_channels:
+        raise WeightsError(f"{Path(folder) / (DENOISER_NAME + '.json')}: the denoiser maps "
+                           f"{denoiser.config.in_channels} -> {denoiser.config.out_channels} channels, but the VAE's "
+                           f"{vae.config.latent_channels}-channel codes with {conditioning} need {wanted} -> "
+                           f"{vae.config.latent_channels}; the VAE and denoiser come from different runs")
+
+
 def check_same_grid(a: ModelGrid, b: ModelGrid, folder: Path) -> None:
     if a != b:
         raise WeightsError(f"{folder}: the VAE was trained on {a} but the denoiser on {b}")

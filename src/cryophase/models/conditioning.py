@@ -59,6 +59,6 @@ def condition_channels(config: ConditioningConfig, code: torch.Tensor, condition
                                                                              factor * code.shape[-1]):
         raise ValueError(f"counts {tuple(counts.shape)}, iterative phase {tuple(condition_phase.shape)} and code "
                          f"{tuple(code.shape)} are not on one grid")
-    pixels = torch.stack([measured_contrast(counts.to(code.dtype)),
-                          condition_phase.to(code.dtype) / config.phase_scale_rad], dim=1)
+    pixels = torch.stack([measured_contrast(counts.float()).to(code),
+                          condition_phase.to(code) / config.phase_scale_rad], dim=1)
     return torch.cat([code, nn.functional.pixel_unshuffle(pixels, factor)], dim=1)

@@ -134,7 +134,8 @@ def ring_relative_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tens
     error_rings = torch.zeros(n_rings + 1, dtype=error.dtype, device=error.device).index_add_(0, bins, error)
     power_rings = torch.zeros(n_rings + 1, dtype=power.dtype, device=power.device).index_add_(0, bins, power)
     rings = slice(1, n_rings)
-    return (error_rings[rings] / power_rings[rings].clamp_min(torch.finfo(power.dtype).tiny)).mean()
+    floor = (1e-6 * power_rings[rings].mean()).clamp_min(torch.finfo(power.dtype).tiny)  # empty rings stay finite
+    return (error_rings[rings] / power_rings[rings].clamp_min(floor)).mean()
 
 
 def vae_loss(model: nn.Module, normalised_phase: torch.Tensor, kl_weight: float,

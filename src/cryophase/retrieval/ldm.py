@@ -13,7 +13,8 @@ from typing import ClassVar
 
 import torch
 
-from cryophase.models.bundle import check_same_grid, load_denoiser, load_vae, resolve_weights_folder
+from cryophase.models.bundle import (check_denoiser_fits_vae, check_same_grid, load_denoiser, load_vae,
+                                     resolve_weights_folder)
 from cryophase.models.grid import from_model_grid
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.pipeline import Guidance, LatentPhasePipeline
@@ -59,6 +60,7 @@ class LatentDiffusionReconstructor:
         vae, vae_grid = load_vae(folder)
         denoiser, diffusion, trained_condition, self.grid, conditioning = load_denoiser(folder)
         check_same_grid(vae_grid, self.grid, folder)
+        check_denoiser_fits_vae(vae, denoiser, conditioning, folder)
         self._use(folder, LatentPhasePipeline(vae, denoiser, diffusion, conditioning), trained_condition)
 
     def _use(self, folder: Path, pipeline: LatentPhasePipeline, trained_condition: str) -> None:

@@ -1,10 +1,10 @@
 """A batch's measurement moved onto a learned model's grid (its box and pixel size).
 
 The learned reconstructors (``ldm``, ``pixel-diffusion``, ``regression``) were trained on counts at one box and
-pixel size. :func:`counts_on_model_grid` Fourier-rescales the measured contrast (counts over the counts per
-pixel) to the model's pixel size, centre-crops or pads it to the model's box (padding is empty ice: contrast 1),
-and scales it back to counts at the model's pixel size, so the conditioning method, the networks and the
-guidance all see the measurement as it was seen in training.
+pixel size. :func:`counts_on_model_grid` Fourier-rescales the relative intensity (counts over the counts per
+pixel) to the model's pixel size, centre-crops or pads it to the model's box (padding is empty ice: relative
+intensity 1), and scales it back to counts at the model's pixel size, so the conditioning method, the networks
+and the guidance all see the measurement as it was seen in training.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def counts_on_model_grid(counts: torch.Tensor, physics: ImagingPhysics,
     if not bool((pixel == pixel[0]).all()):
         raise ValueError("counts_on_model_grid needs images of one pixel size; group them with uniform_pixel_groups")
     model_physics = model_grid_physics(physics, grid.pixel_size_angstrom)
-    contrast = counts.float() / physics.counts_per_pixel.to(counts.device).float()[:, None, None]
-    contrast = to_model_grid(contrast, float(pixel[0]), grid.pixel_size_angstrom, grid.image_size, fill=1.0)
-    return contrast * model_physics.counts_per_pixel.to(contrast)[:, None, None], model_physics
+    relative = counts.float() / physics.counts_per_pixel.to(counts.device).float()[:, None, None]
+    relative = to_model_grid(relative, float(pixel[0]), grid.pixel_size_angstrom, grid.image_size, fill=1.0)
+    return relative * model_physics.counts_per_pixel.to(relative)[:, None, None], model_physics
 
 
 def model_grid_notes(image_shape: tuple[int, int], pixel_size_angstrom: float, grid: ModelGrid) -> list[str]:

@@ -129,7 +129,7 @@ class SimulatedData:
 
 
 class Conditioner:
-    """Runs the conditioning iterative method (``raf`` by default) on a batch's counts."""
+    """Runs the conditioning iterative method (the preset's ``condition_method``) on a batch's counts."""
 
     def __init__(self, method: str):
         self.method_name = method
@@ -202,6 +202,8 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
 
 
 def _with_condition(data: TensorData, condition: torch.Tensor, method: str) -> TensorData:
-    out = TensorData(data.phase, data.counts, data.physics, condition, method, data.extras)
+    # extras computed from another method's conditions would be stale
+    extras = data.extras if data.condition_method == method else {}
+    out = TensorData(data.phase, data.counts, data.physics, condition, method, extras)
     out.source_folder = data.source_folder
     return out

@@ -55,30 +55,36 @@ class Preset:
 
 def default_preset() -> Preset:
     latent = 4
+    vae = VAEConfig(latent_channels=latent, base_channels=16, n_downsamplings=2)
+    # [z_t, E(ml)] plus the measured contrast and the ml phase folded 4 x 4 onto the latent grid (2 x 16 channels).
+    # Measured on 32 held-out particles per dose (K = 8, 20 steps), the same cached-latent training for 22 min on
+    # 1 thread (6,662 steps): NCC of the mean 0.812 / 0.827 / 0.832 at 15 / 30 / 60 e/A^2, against 0.752 / 0.740 /
+    # 0.734 for the weights trained without these channels (1,253 steps) and 0.775 / 0.802 / 0.810 for the
+    # regression peer then shipped (an ablation with the earlier VAE; docs/model-card.md).
+    conditioning = ConditioningConfig(pixel_inputs=True)
     return Preset(
         name="default",
         image_size=64,
         pixel_size_angstrom=3.5,
-        vae=VAEConfig(latent_channels=latent, base_channels=16, n_downsamplings=2),
-        # [z_t, E(ml)] plus the measured contrast and the ml phase folded 4 x 4 onto the latent grid (2 x 16).
-        # Measured on 32 held-out particles per dose (K = 8, 20 steps), the same cached-latent training for 22 min
-        # on 1 thread (6,662 steps): NCC of the mean 0.812 / 0.827 / 0.832 at 15 / 30 / 60 e/A^2, against
-        # 0.752 / 0.740 / 0.734 for the weights trained without these channels (1,253 steps) and 0.775 / 0.802 /
-        # 0.810 for the regression peer then shipped (an ablation with the earlier VAE; docs/model-card.md).
-        conditioning=ConditioningConfig(pixel_inputs=True),
-        denoiser=UNetConfig(in_channels=2 * latent + 2 * 4 * 4, out_channels=latent, base_channels=32,
-                            channel_multipliers=(1, 2, 2), embedding_dim=128),
+        vae=vae,
+        conditioning=conditioning,
+        denoiser=UNetConfig(in_channels=latent + conditioning.n_channels(latent, vae.downsampling_factor),
+                            out_channels=latent, base_channels=32, channel_multipliers=(1, 2, 2), embedding_dim=128),
         regression=RegressionConfig(UNetConfig(in_channels=2, out_channels=1, base_channels=16,
                                                channel_multipliers=(1, 2, 4), use_timestep=False)),
         # Pixel-space peer of `denoiser`, sized so that it has about the same parameters (0.83 M vs 0.81 M) and a
-        # training step costs about what the latent one costs with its frozen VAE encoder (batch 64, 1 thread:
-        # 1.6 s vs 0.23 s denoiser + 1.1 s encoding); the latent UNet itself at 64 px (32, (1, 2, 2)) takes 4.9 s.
+        # training step costs about what the latent one cost with its frozen VAE encoder before codes were cached
+        # (batch 64, 1 thread: 1.6 s vs 0.23 s denoiser + 1.1 s encoding); the latent UNet itself at 64 px takes 4.9 s.
         pixel_denoiser=UNetConfig(in_channels=2, out_channels=1, base_channels=16, channel_multipliers=(1, 2, 4, 4),
                                   embedding_dim=128),
+        # The VAE's loss adds the per-ring relative error: after 12 min on 1 thread, held-out reconstruction NCC
+        # 0.985 (0.966 without) and the power ratio within 0.8-1.25 out to 1/9.7 A^-1 (1/15 A^-1 without).
         vae_spectral_weight=1.0,
-        vae_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=10.0, ema_decay=0.995),
-        ldm_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=20.0, ema_decay=0.999),
-        regression_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=10.0, ema_decay=0.995),
+        # Budgets of the shipped weights (one thread each; ldm first encodes the data set once, about 8 min, so the
+        # regression peer gets the same wall time as ldm's encoding and steps).
+        vae_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=12.0, ema_decay=0.995),
+        ldm_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=25.0, ema_decay=0.999),
+        regression_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=33.0, ema_decay=0.995),
         pixel_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=20.0, ema_decay=0.999),
         # The condition is the iterative phase retrieval whose result carries most information about the truth.
         # Measured on 96 simulated particles of the training distribution (ice, k3, contrast factor 0.4-1,

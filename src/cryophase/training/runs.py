@@ -14,7 +14,7 @@ import torch
 
 from cryophase.errors import CryophaseError
 from cryophase.models.blocks import initialise
-from cryophase.models.bundle import VAE_NAME, ModelGrid, load_vae
+from cryophase.models.bundle import VAE_NAME, ModelGrid, denoiser_input_channels, load_vae
 from cryophase.models.pixel import PixelCodec, PixelCodecConfig, power_of_two_scale
 from cryophase.models.regression import PhaseRegressor
 from cryophase.models.unet import UNet
@@ -61,12 +61,11 @@ def build_task(kind: str, preset: Preset, data: TrainingData, weights_folder: Pa
                 shutil.copy2(source / f"{VAE_NAME}{suffix}", Path(weights_folder) / f"{VAE_NAME}{suffix}")
         conditioning = copy.deepcopy(preset.conditioning)
         conditioning.phase_scale_rad = vae.config.phase_scale_rad
-        factor = vae.config.downsampling_factor
-        wanted = vae.config.latent_channels + conditioning.n_channels(vae.config.latent_channels, factor)
+        wanted = denoiser_input_channels(vae, conditioning)
         if preset.denoiser.in_channels != wanted:
             raise CryophaseError(f"preset {preset.name!r}: the denoiser takes {preset.denoiser.in_channels} input "
-                                 f"channels, but z_t and the condition ({conditioning}) of a "
-                                 f"{vae.config.latent_channels}-channel latent {factor}x smaller make {wanted}")
+                                 f"channels, but z_t and the condition ({conditioning}) of the "
+                                 f"{vae.config.latent_channels}-channel latent make {wanted}")
         return LDMTask(initialise(UNet(copy.deepcopy(preset.denoiser)), init), vae, preset.diffusion,
                        Conditioner(preset.condition_method), grid, conditioning=conditioning)
     if kind == "regression":
@@ -92,5 +91,6 @@ def run(kind: str, preset: Preset, data: TrainingData, out: Path, loop: LoopConf
     if kind in CODEC_KINDS:
         task.codec.to(ctx.device)
     if kind == "ldm" and isinstance(data, TensorData):
-        data = task.cache_codes(data, progress=progress)  # the pixel codec is the identity: nothing to cache
+        # the pixel codec is the identity: nothing to cache
+        data = task.cache_codes(data, progress=progress and ctx.is_main)
     return train(task, data, loop, out / kind, weights, ctx, resume=resume, progress=progress)

@@ -89,7 +89,8 @@ class LDMTask:
     def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
         condition_phase = self.conditioner(batch, generator)
         features = physics_features(batch.physics) if self.model.config.use_physics else None
-        cached = "z0" in batch.extras and "condition_code" in batch.extras
+        cached = ("z0" in batch.extras and "condition_code" in batch.extras
+                  and batch.condition_method == self.conditioner.method_name)
         code = batch.extras["condition_code"] if cached else self.codec.encode(condition_phase)
         return {"z0": batch.extras["z0"] if cached else self.codec.encode(batch.phase),
                 "condition": condition_channels(self.conditioning, code, condition_phase, batch.counts),
