@@ -108,3 +108,17 @@ def test_cached_codes_prepare_the_same_batch_as_encoding_on_the_fly(tmp_path):
         torch.testing.assert_close(with_cache[key], on_the_fly[key], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="conditions computed first"):
         task.cache_codes(data, progress=False)
+
+
+def test_metrics_log_widens_the_table_when_new_metrics_appear(tmp_path):
+    import csv
+
+    from cryophase.training.loop import MetricsLog
+
+    log = MetricsLog(tmp_path, enabled=True)
+    log.write(1, {"loss": 0.5})
+    log.write(2, {"loss": 0.4, "ncc": 0.9})  # a resumed run that logs one more metric
+    log.write(3, {"loss": 0.3, "ncc": 0.95})
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert [r["ncc"] for r in rows] == ["", "0.9", "0.95"] and rows[2]["loss"] == "0.3"

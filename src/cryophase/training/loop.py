@@ -93,10 +93,19 @@ class MetricsLog:
             return
         row = {"step": step, **metrics}
         text = self.path.read_text() if self.path.exists() else ""
+        header = text.split("\n", 1)[0].split(",") if text else []
         buffer = io.StringIO()
-        w = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
-        if not text:
+        if header and header != list(row):  # new metrics (a resumed run of another version): widen every row
+            old_rows = list(csv.DictReader(io.StringIO(text)))
+            fields = header + [k for k in row if k not in header]
+            w = csv.DictWriter(buffer, fieldnames=fields, restval="", lineterminator="\n")
             w.writeheader()
+            w.writerows(old_rows)
+            text = ""
+        else:
+            w = csv.DictWriter(buffer, fieldnames=list(row), lineterminator="\n")
+            if not text:
+                w.writeheader()
         w.writerow(row)
         with atomic_path(self.path) as tmp:  # a killed run never leaves a torn row
             tmp.write_text(text + buffer.getvalue())
