@@ -45,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import REPO, HELDOUT_STRUCTURES, add_common_arguments, evaluation_config, markdown, \
     mean_frc_resolutions, start
 from cryophase.evaluation.metrics import normalised_cross_correlation
+from cryophase.io.star import read_particles_star
 from cryophase.models.blocks import initialise
 from cryophase.models.grid import to_model_grid
 from cryophase.models.pixel import PixelCodec, PixelCodecConfig
@@ -64,6 +65,7 @@ FRC_TOLERANCE_ANGSTROM = 0.5
 LATENT, PIXEL = "latent (ldm)", "pixel (pixel-diffusion)"
 REFERENCE = "latent's UNet at 64 px (untrained)"
 VAE_STAGE = "VAE stage"
+CODE_CACHE = "VAE codes of the training set (once)"
 FLOP_PARTICLES = 4
 
 
@@ -90,17 +92,26 @@ def last_metrics_row(run_folder: Path, kind: str) -> dict:
             "batch_size": settings["settings"]["loop"]["batch_size"], "command": settings["command_line"]}
 
 
-def training_rows(latent_run: Path, pixel_run: Path, measured: dict[str, dict]) -> list[dict]:
+def training_rows(latent_run: Path, pixel_run: Path, measured: dict[str, dict], n_train: int) -> list[dict]:
     """Steps, wall time and s/step of each training stage, from the run folders' logs, and the step cost
-    measured here (``measured``, by stage: VAE_STAGE, LATENT, PIXEL)."""
+    measured here (``measured``, by stage: VAE_STAGE, CODE_CACHE, LATENT, PIXEL). The latent denoiser's one-off
+    encoding of the ``n_train`` training particles is not in its log: its row is the per-particle cost measured
+    here times ``n_train`` (a "step" there is one particle)."""
     stages = [(LATENT, VAE_STAGE, VAE_STAGE, last_metrics_row(latent_run, "vae")),
               (LATENT, "denoiser stage", LATENT, last_metrics_row(latent_run, "ldm")),
               (PIXEL, "denoiser (only stage)", PIXEL, last_metrics_row(pixel_run, "pixel"))]
-    return [{"model": model, "stage": stage, "steps": int(m["step"]), "batch": m["batch_size"],
+    rows = [{"model": model, "stage": stage, "steps": int(m["step"]), "batch": m["batch_size"],
              "wall min": m["wall_s"] / 60, "s/step in the run": m["wall_s"] / m["step"], **measured[key],
              "TFLOP (steps x GFLOP/step)": m["step"] * measured[key]["GFLOP/step"] / 1e3,
              "final validation NCC": m.get("ncc", float("nan")), "command": f"`{m['command']}`"}
             for model, stage, key, m in stages]
+    cache = measured[CODE_CACHE]
+    rows.insert(1, {"model": LATENT, "stage": CODE_CACHE, "steps": n_train, "batch": 256,
+                    "wall min": n_train * cache["s/step here"] / 60, "s/step in the run": float("nan"), **cache,
+                    "TFLOP (steps x GFLOP/step)": n_train * cache["GFLOP/step"] / 1e3,
+                    "final validation NCC": float("nan"),
+                    "command": "(inside `train ldm`; per-particle cost measured here)"})
+    return rows
 
 
 def count_flops_per_particle(pipe: LatentPhasePipeline, condition: torch.Tensor, physics, counts: torch.Tensor,
@@ -170,7 +181,12 @@ def training_cost_rows(latent, pixel, data: TensorData, repeats: int) -> dict[st
                      preset.pixel_loop.batch_size)}
     rows = {}
     # the latent denoiser trains on VAE codes encoded once before the first step (LDMTask.cache_codes)
-    data_for = {LATENT: latent_task.cache_codes(data, progress=False)}
+    latent_task.cache_codes(data, progress=False)  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        t = time.perf_counter()
+        data_for = {LATENT: latent_task.cache_codes(data, progress=False)}
+        seconds = time.perf_counter() - t
+    rows[CODE_CACHE] = {"GFLOP/step": counter.get_total_flops() / 1e9 / len(data), "s/step here": seconds / len(data)}
     for name, (task, batch_size) in tasks.items():
         gflop, seconds = training_step_cost(task, data_for.get(name, data), batch_size, repeats)
         rows[name] = {"GFLOP/step": gflop, "s/step here": seconds}
@@ -296,7 +312,8 @@ def main():
     measured = training_cost_rows(latent, pixel, held_out, args.repeats)
     print("\n## Training (same data, 1 core each; steps and wall time from the run folders' logs, step cost "
           "measured here on held-out particles)\n")
-    training = training_rows(Path(args.latent_run), Path(args.pixel_run), measured)
+    n_train = len(read_particles_star(Path(args.train_data) / "particles.star").particles)
+    training = training_rows(Path(args.latent_run), Path(args.pixel_run), measured, n_train)
     print(markdown(training))
     total = {model: {k: sum(r[k] for r in training if r["model"] == model)
                      for k in ("wall min", "TFLOP (steps x GFLOP/step)")} for model in (LATENT, PIXEL)}

@@ -16,12 +16,12 @@ declare -A CMD=(
   [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 50000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
   [streaming-ldm-100k]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 100000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm100k"
   [ldm]="python benchmarks/ldm.py $HELDOUT --pixel-weights src/cryophase/weights/default --threads 1"
-  [averaging]="python benchmarks/ldm_averaging.py"
+  [averaging]="python benchmarks/ldm_averaging.py --threads 1"
   [ldm-options]="python benchmarks/ldm_options.py --threads 1"
-  [real]="python benchmarks/real_stacks.py --out docs/figures"
+  [real]="python benchmarks/real_stacks.py --out docs/figures --threads 1"
   [sensitivity]="python benchmarks/sensitivity.py --threads 1"
   [speed]="python benchmarks/speed.py --threads 1"
-  [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default"
+  [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default3 --threads 1"
 )
 ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm averaging ldm-options real sensitivity speed cost)
 sections=("$@")
