@@ -32,7 +32,7 @@ for s in "${sections[@]+"${sections[@]}"}"; do
   {
     echo "## $s"
     echo
-    echo "Command: \`$cmd\` (machine: $(nproc) CPU cores, $(python -c 'import torch; print("CUDA" if torch.cuda.is_available() else "no GPU")'), $(date -u +%Y-%m-%d))"
+    echo "Command: \`$cmd\` (machine: $(nproc --all) CPU cores, $(python -c 'import torch; print("CUDA" if torch.cuda.is_available() else "no GPU")'), $(date -u +%Y-%m-%d))"
     echo
     PYTHONWARNINGS=ignore $cmd 2>/dev/null
     echo

@@ -6,8 +6,10 @@ training distribution at 30 e/A^2 (simulator defaults at 64 px, 3.5 A/px, contra
 retrieved with the true physics and with physics whose defocus (U and V together) is scaled by 0.90, 0.95, 1.05
 and 1.10, or whose dose is scaled by 0.5 and 2. The truth is always the unscaled simulation. ``ldm`` is compared
 with its ``regression`` peer and the classical ``ml`` method (which conditions both shipped models: they see the
-perturbed metadata through it as well as directly), so the table shows whether a sensitivity belongs to ``ldm``
-or to everything that trusts the metadata.
+perturbed defocus through it as well as directly), so the table shows whether a sensitivity belongs to ``ldm``
+or to everything that trusts the metadata. The learned methods measure each image's dose from its mean count
+(``retrieval.model_grid.dose_from_counts``), so the dose rows test that they ignore a wrong stated dose; ``ml``
+alone trusts it.
 
 Every reconstruction starts from a fresh generator with the same seed, so rows of one method differ only in the
 perturbation. Reported per row: mean NCC over particles, FRC-0.5 resolution (A) of the particle-averaged FRC curve,
@@ -149,7 +151,8 @@ def main() -> None:
           f"{float(defocus.min()):.0f}-{float(defocus.max()):.0f} A (so x1.05 is a {0.05 * float(defocus.min()):.0f}-"
           f"{0.05 * float(defocus.max()):.0f} A error); weights: {args.weights or 'shipped'}; ldm {args.steps} steps, "
           f"{args.samples} sample(s); {args.threads} thread(s). ldm and regression run their conditioning method "
-          f"({next(iter(methods.values())).condition_method}) on the same perturbed metadata.\n")
+          f"({next(iter(methods.values())).condition_method}) on the same perturbed defocus, and measure the dose "
+          "from the counts.\n")
     rows = [row for name, method in methods.items()
             for row in method_rows(name, method, batch, config.pixel_size_angstrom, args.seed + 1)]
     rows.append(blob_row(batch, config.pixel_size_angstrom))
