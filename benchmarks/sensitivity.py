@@ -8,7 +8,7 @@ and 1.10, or whose dose is scaled by 0.5 and 2. The truth is always the unscaled
 with its ``regression`` peer and the classical ``ml`` method (which conditions both shipped models: they see the
 perturbed defocus through it as well as directly), so the table shows whether a sensitivity belongs to ``ldm``
 or to everything that trusts the metadata. The learned methods measure each image's dose from its mean count
-(``retrieval.model_grid.dose_from_counts``), so the dose rows test that they ignore a wrong stated dose; ``ml``
+(``retrieval.model_grid.with_measured_dose``), so the dose rows test that they ignore a wrong stated dose; ``ml``
 alone trusts it.
 
 Every reconstruction starts from a fresh generator with the same seed, so rows of one method differ only in the

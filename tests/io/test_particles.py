@@ -10,7 +10,6 @@ from cryophase.errors import CryophaseError
 from cryophase.evaluation import normalised_cross_correlation
 from cryophase.io.particles import (
     contrast_scores,
-    dose_from_counts,
     inspect_images,
     read_particle_table,
     sample_rows,
@@ -18,6 +17,7 @@ from cryophase.io.particles import (
 )
 from cryophase.io.star import ParticleImages
 from cryophase.physics import ImagingPhysics, Optics, sample_counts
+from cryophase.physics.forward import dose_from_counts
 
 DOSE, PIXEL = 60.0, 1.5
 

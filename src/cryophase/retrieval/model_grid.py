@@ -13,7 +13,7 @@ import torch
 
 from cryophase.models.bundle import ModelGrid
 from cryophase.models.grid import to_model_grid
-from cryophase.physics.forward import ImagingPhysics
+from cryophase.physics.forward import ImagingPhysics, dose_from_counts
 
 
 def uniform_pixel_groups(physics: ImagingPhysics) -> dict[float, torch.Tensor]:
@@ -62,15 +62,14 @@ def model_grid_notes(image_shape: tuple[int, int], pixel_size_angstrom: float, g
     return notes
 
 
-def dose_from_counts(counts: torch.Tensor, physics: ImagingPhysics) -> ImagingPhysics:
-    """The same physics with each image's dose measured from its counts ``(B, H, W)``: mean count over pixel area.
+def with_measured_dose(counts: torch.Tensor, physics: ImagingPhysics) -> ImagingPhysics:
+    """The same physics with each image's dose measured from its counts ``(B, H, W)``
+    (:func:`~cryophase.physics.forward.dose_from_counts`); images without counts keep the stated dose.
 
-    A particle in ice scatters but hardly absorbs, so an image's mean count is the beam's: within 1.5% of the
-    stated dose on simulated particles. The learned reconstructors use this measured dose, so a wrong dose in the
-    metadata does not reach them (stating twice the dose makes ``ml`` explain the missing electrons with a 3 rad
-    absorbing offset, which the networks never saw). Images without counts keep the stated dose.
+    The learned reconstructors use it, so a wrong dose in the metadata does not reach them: stating twice the true
+    dose made ``ml`` explain the missing electrons with a 3 rad absorbing offset, which the networks never saw.
     """
     stated = physics.dose_e_per_a2
-    area = physics.optics.pixel_size_angstrom.to(device=counts.device, dtype=torch.float64) ** 2
-    measured = (counts.double().mean(dim=(-2, -1)) / area).to(device=stated.device, dtype=stated.dtype)
+    measured = dose_from_counts(counts.double(), physics.optics.pixel_size_angstrom.to(counts.device))
+    measured = measured.to(device=stated.device, dtype=stated.dtype)
     return ImagingPhysics(physics.optics, torch.where(measured > 0, measured, stated))

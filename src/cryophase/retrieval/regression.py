@@ -13,7 +13,7 @@ from cryophase.models.grid import from_model_grid
 from cryophase.models.unet import physics_features
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.retrieval.base import RetrievalResult, get_method, register
-from cryophase.retrieval.model_grid import counts_on_model_grid, dose_from_counts, uniform_pixel_groups
+from cryophase.retrieval.model_grid import counts_on_model_grid, uniform_pixel_groups, with_measured_dose
 
 
 @register("regression")
@@ -39,7 +39,7 @@ class RegressionReconstructor:
     @torch.no_grad()
     def _predict(self, counts: torch.Tensor, physics: ImagingPhysics, generator: torch.Generator) -> torch.Tensor:
         pixel = float(physics.optics.pixel_size_angstrom[0])
-        model_counts, model_physics = counts_on_model_grid(counts, dose_from_counts(counts, physics), self.grid)
+        model_counts, model_physics = counts_on_model_grid(counts, with_measured_dose(counts, physics), self.grid)
         condition = self._condition.reconstruct(model_counts, model_physics, generator=generator).phase
         device = next(self.model.parameters()).device
         inputs = self.model.inputs(model_counts, condition)
