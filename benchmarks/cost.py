@@ -173,8 +173,9 @@ def training_cost_rows(latent, pixel, data: TensorData, repeats: int) -> dict[st
     latent_task = LDMTask(copy.deepcopy(latent.pipeline.denoiser), latent.pipeline.codec, latent.pipeline.diffusion,
                           Conditioner(latent.condition_method), latent.grid,
                           conditioning=latent.pipeline.conditioning)
-    tasks = {VAE_STAGE: (VAETask(copy.deepcopy(latent.pipeline.codec), preset.kl_weight, latent.grid,
-                                 preset.vae_spectral_weight), preset.vae_loop.batch_size),
+    vae = copy.deepcopy(latent.pipeline.codec).requires_grad_(True)  # LDMTask froze the shared codec's parameters
+    tasks = {VAE_STAGE: (VAETask(vae, preset.kl_weight, latent.grid, preset.vae_spectral_weight),
+                         preset.vae_loop.batch_size),
              LATENT: (latent_task, preset.ldm_loop.batch_size),
              PIXEL: (PixelDiffusionTask(copy.deepcopy(pixel.pipeline.denoiser), pixel.pipeline.codec,
                                         pixel.pipeline.diffusion, Conditioner(pixel.condition_method), pixel.grid),
