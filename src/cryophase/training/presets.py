@@ -57,10 +57,9 @@ def default_preset() -> Preset:
     latent = 4
     vae = VAEConfig(latent_channels=latent, base_channels=16, n_downsamplings=2)
     # [z_t, E(ml)] plus the measured contrast and the ml phase folded 4 x 4 onto the latent grid (2 x 16 channels).
-    # Measured on 32 held-out particles per dose (K = 8, 20 steps), the same cached-latent training for 22 min on
-    # 1 thread (6,662 steps): NCC of the mean 0.812 / 0.827 / 0.832 at 15 / 30 / 60 e/A^2, against 0.752 / 0.740 /
-    # 0.734 for the weights trained without these channels (1,253 steps) and 0.775 / 0.802 / 0.810 for the
-    # regression peer then shipped (an ablation with the earlier VAE; docs/model-card.md).
+    # Ablation (docs/model-card.md; 32 held-out particles per dose, K = 8, 20 steps, 22 min of cached-code training
+    # on 1 thread each): NCC of the mean 0.812 / 0.827 / 0.832 at 15 / 30 / 60 e/A^2 with these channels (6,662
+    # steps), 0.793 / 0.798 / 0.802 without (8,454 steps).
     conditioning = ConditioningConfig(pixel_inputs=True)
     return Preset(
         name="default",
