@@ -93,3 +93,14 @@ def test_training_with_pixel_inputs_end_to_end(tmp_path):
     out = get_method("ldm", weights=tmp_path / "weights", n_steps=2).reconstruct(
         data.counts[:3], data.physics[:3], generator=torch.Generator().manual_seed(0))
     assert out.phase.shape == (3, 16, 16) and torch.isfinite(out.phase).all()
+
+
+@pytest.mark.parametrize("name", ["default", "paper"])
+def test_every_preset_denoiser_fits_its_vae_and_conditioning(name):
+    from cryophase.models.bundle import denoiser_input_channels
+    from cryophase.training.presets import get_preset
+
+    preset = get_preset(name)
+    vae = PhaseVAE(preset.vae)
+    assert preset.denoiser.in_channels == denoiser_input_channels(vae, preset.conditioning)
+    assert preset.denoiser.out_channels == preset.vae.latent_channels
