@@ -122,3 +122,12 @@ def test_metrics_log_widens_the_table_when_new_metrics_appear(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     assert [r["ncc"] for r in rows] == ["", "0.9", "0.95"] and rows[2]["loss"] == "0.3"
+
+
+def test_extras_survive_new_conditions_of_the_same_method_only():
+    data = tiny_data(4)
+    coded = data.with_condition(data.phase, "wiener").with_extras(z0=torch.arange(4.0))
+    assert torch.equal(coded.with_condition(data.phase + 1, "wiener").extras["z0"], torch.arange(4.0))
+    assert coded.with_condition(data.phase, "ml").extras == {}  # codes of wiener conditions would be stale
+    with pytest.raises(ValueError, match="extra 'z0' has 3 rows"):
+        data.with_extras(z0=torch.zeros(3))

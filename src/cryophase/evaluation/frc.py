@@ -46,6 +46,14 @@ def ring_index(image_shape: tuple[int, int], *, device=None) -> tuple[torch.Tens
     return index.clamp_max(n_rings), n_rings
 
 
+def ring_sums(values: torch.Tensor) -> torch.Tensor:
+    """Sum of real ``values`` ``(B, H, W)`` on the full FFT grid over each Fourier ring (:func:`ring_index`),
+    ``(B, R)`` with ``R = min(H, W) // 2 + 1`` (the corner pixels beyond the last ring are left out)."""
+    index, n_rings = ring_index(values.shape[-2:], device=values.device)
+    out = torch.zeros(values.shape[0], n_rings + 1, dtype=values.dtype, device=values.device)
+    return out.index_add_(1, index.reshape(-1), values.reshape(values.shape[0], -1))[:, :n_rings]
+
+
 def half_bit_threshold(n_pixels: torch.Tensor) -> torch.Tensor:
     """The 1/2-bit information threshold of van Heel & Schatz (2005), eq. 17, per ring.
 
@@ -109,20 +117,15 @@ def fourier_ring_correlation(a: torch.Tensor, b: torch.Tensor) -> FrcCurves:
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"FRC needs two (B, H, W) tensors of the same shape, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    batch, h, w = a.shape
+    _, h, w = a.shape
     index, n_rings = ring_index((h, w), device=a.device)
     fa = torch.fft.fft2(a)
     fb = torch.fft.fft2(b)
     flat = index.reshape(-1)
     real_dtype = a.real.dtype if a.is_complex() else a.dtype
-
-    def ring_sum(values: torch.Tensor) -> torch.Tensor:
-        out = torch.zeros(batch, n_rings + 1, dtype=real_dtype, device=a.device)
-        return out.index_add_(1, flat, values.reshape(batch, -1))[:, :n_rings]
-
-    cross = ring_sum((fa * fb.conj()).real)
-    power_a = ring_sum(fa.abs() ** 2)
-    power_b = ring_sum(fb.abs() ** 2)
+    cross = ring_sums((fa * fb.conj()).real)
+    power_a = ring_sums(fa.abs() ** 2)
+    power_b = ring_sums(fb.abs() ** 2)
     # A ring holding less than eps of an image's power is empty up to round-off (e.g. beyond a low-pass
     # filter's cut-off); its correlation would be noise in the last bits, so it is set to 0.
     eps = torch.finfo(real_dtype).eps

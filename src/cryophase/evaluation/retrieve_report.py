@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from cryophase.errors import CryophaseError
-from cryophase.evaluation.frc import ring_index
+from cryophase.evaluation.frc import ring_sums
 from cryophase.evaluation.figures import Panel, curves_plot, particle_grid
 from cryophase.evaluation.metrics import EvaluationConfig, evaluate_phases
 from cryophase.evaluation.report import write_html_report
@@ -36,10 +36,10 @@ def radial_power_spectrum(images: torch.Tensor, pixel_size_angstrom: float) -> t
     """Mean radially averaged power spectrum of ``(B, H, W)`` images (mean removed), with frequencies in 1/A."""
     b, h, w = images.shape
     centred = images - images.mean(dim=(-2, -1), keepdim=True)
-    power = torch.fft.fft2(centred).abs().pow(2).mean(dim=0).reshape(-1)
-    index, n_rings = ring_index((h, w))
-    sums = torch.zeros(n_rings + 1, dtype=power.dtype).index_add_(0, index.reshape(-1), power)[:n_rings]
-    counts = torch.bincount(index.reshape(-1), minlength=n_rings + 1)[:n_rings].to(power.dtype)
+    power = torch.fft.fft2(centred).abs().pow(2).mean(dim=0, keepdim=True)
+    sums = ring_sums(power)[0]
+    counts = ring_sums(torch.ones_like(power))[0]
+    n_rings = sums.shape[0]
     spectrum = (sums / counts.clamp_min(1)).numpy()
     frequency = np.arange(n_rings) / (min(h, w) * pixel_size_angstrom)
     return frequency[1:], spectrum[1:]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cryophase.evaluation.frc import ring_index
+from cryophase.evaluation.frc import ring_sums
 from cryophase.models.blocks import Downsample, ResBlock, Upsample, group_norm
 
 
@@ -127,15 +127,10 @@ def ring_relative_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tens
     Plain mean squared error is dominated by the few low-frequency rings that hold most of a particle's power, so a
     briefly trained autoencoder reconstructs nothing finer than about 15 A; this term weighs every ring alike.
     """
-    index, n_rings = ring_index(target.shape[-2:], device=target.device)
-    error = torch.fft.fft2(recon - target).abs().pow(2).sum(dim=0).flatten()
-    power = torch.fft.fft2(target).abs().pow(2).sum(dim=0).flatten()
-    bins = index.flatten()
-    error_rings = torch.zeros(n_rings + 1, dtype=error.dtype, device=error.device).index_add_(0, bins, error)
-    power_rings = torch.zeros(n_rings + 1, dtype=power.dtype, device=power.device).index_add_(0, bins, power)
-    rings = slice(1, n_rings)
-    floor = (1e-6 * power_rings[rings].mean()).clamp_min(torch.finfo(power.dtype).tiny)  # empty rings stay finite
-    return (error_rings[rings] / power_rings[rings].clamp_min(floor)).mean()
+    error = ring_sums(torch.fft.fft2(recon - target).abs().pow(2).sum(dim=0, keepdim=True))[0, 1:]
+    power = ring_sums(torch.fft.fft2(target).abs().pow(2).sum(dim=0, keepdim=True))[0, 1:]
+    floor = (1e-6 * power.mean()).clamp_min(torch.finfo(power.dtype).tiny)  # empty rings stay finite
+    return (error / power.clamp_min(floor)).mean()
 
 
 def vae_loss(model: nn.Module, normalised_phase: torch.Tensor, kl_weight: float,

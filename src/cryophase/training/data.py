@@ -80,9 +80,18 @@ class TensorData:
                              {k: v[idx] for k, v in self.extras.items()})
 
     def with_extras(self, **extras: torch.Tensor) -> "TensorData":
-        """The same data with more per-particle tensors (same source folder)."""
-        out = TensorData(self.phase, self.counts, self.physics, self.condition, self.condition_method,
-                         {**self.extras, **extras})
+        """The same data with more per-particle tensors."""
+        return self._copy(extras={**self.extras, **extras})
+
+    def with_condition(self, condition: torch.Tensor, method: str) -> "TensorData":
+        """The same data with ``method``'s conditions; extras computed from another method's conditions are dropped."""
+        return self._copy(condition=condition, condition_method=method,
+                          extras=self.extras if self.condition_method == method else {})
+
+    def _copy(self, **changes) -> "TensorData":
+        fields = {"phase": self.phase, "counts": self.counts, "physics": self.physics, "condition": self.condition,
+                  "condition_method": self.condition_method, "extras": self.extras, **changes}
+        out = TensorData(**fields)
         out.source_folder = self.source_folder
         return out
 
@@ -180,7 +189,7 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
         if path.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
             condition, _ = read_stack(path)
             if condition.shape == data.phase.shape:
-                return _with_condition(data, condition, conditioner.method_name)
+                return data.with_condition(condition, conditioner.method_name)
 
     generator = torch.Generator().manual_seed(seed)
     parts = []
@@ -198,12 +207,4 @@ def precompute_condition(data: TensorData, conditioner: Conditioner, seed: int, 
                 tmp.write_text(json.dumps(key))
         except OSError:
             pass  # a read-only data folder: recompute next time
-    return _with_condition(data, condition, conditioner.method_name)
-
-
-def _with_condition(data: TensorData, condition: torch.Tensor, method: str) -> TensorData:
-    # extras computed from another method's conditions would be stale
-    extras = data.extras if data.condition_method == method else {}
-    out = TensorData(data.phase, data.counts, data.physics, condition, method, extras)
-    out.source_folder = data.source_folder
-    return out
+    return data.with_condition(condition, conditioner.method_name)
