@@ -168,6 +168,21 @@ def cross_particle_ncc(phase: torch.Tensor) -> float:
     return float(normalised_cross_correlation(phase[i], phase[j]).mean()) if i.numel() else float("nan")
 
 
+def radius_of_gyration_angstrom(phase: torch.Tensor, pixel_size_angstrom: float) -> torch.Tensor:
+    """Apparent size of each particle in phases ``(B, H, W)``: the radius of gyration (A) of the phase above the
+    median of its outermost 2-pixel frame (the background level), about its own centre of mass; ``(B,)``."""
+    b, h, w = phase.shape
+    frame = torch.ones(h, w, dtype=torch.bool)
+    frame[2:-2, 2:-2] = False
+    background = phase[:, frame].median(dim=1).values
+    mass = (phase - background[:, None, None]).clamp_min(0).double()
+    y, x = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    total = mass.sum(dim=(-2, -1)).clamp_min(1e-30)
+    cy, cx = (mass * y).sum(dim=(-2, -1)) / total, (mass * x).sum(dim=(-2, -1)) / total
+    r2 = (y - cy[:, None, None]) ** 2 + (x - cx[:, None, None]) ** 2
+    return ((mass * r2).sum(dim=(-2, -1)) / total).sqrt() * pixel_size_angstrom
+
+
 def ncc_own_and_other(output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """NCC of each output ``(B, H, W)`` with its own target and, averaged, with the OTHER particles' targets,
     each ``(B,)``; the difference is the particle-specific part (a generic blob matches every target alike)."""
@@ -348,7 +363,7 @@ def main():
           f"{grid.pixel_size_angstrom} A/px.\n")
     denoisers = topaz_denoisers(args.topaz)
     out = Path(args.out)
-    consistency, blobs, alike, reference, speed, figures = [], [], [], [], [], []
+    consistency, blobs, alike, reference, speed, figures, sizes = [], [], [], [], [], [], []
     for stack in (s for s in STACKS if s.name in args.stacks):
         run = run_stack(stack, methods, denoisers, args)
         run["dose"] = args.dose
@@ -366,6 +381,11 @@ def main():
             reference += reference_rows(run, field)
         alike.append({"stack": stack.name, MAP_PHASE: float("nan"),
                       **{k: cross_particle_ncc(v) for k, v in outputs_in_field(run, field).items()}})
+        in_field = outputs_in_field(run, field)
+        pixel = float(run["physics"].optics.pixel_size_angstrom[0])
+        sizes.append({"stack": stack.name, "field of view A": round(in_field[ldm_name].shape[-1] * pixel),
+                      **{k: float(radius_of_gyration_angstrom(in_field[k].float(), pixel).mean())
+                         for k in (MAP_PHASE, ldm_name, "regression") if k in in_field}})
         speed.append({"stack": stack.name, **{k: len(run["rows"]) / v for k, v in run["seconds"].items()}})
         figures.append(str(figure(run, out, ldm_name, [ldm_name, "regression"])))
     print("\n## Measurement consistency: FRC(measured, predicted from the phase) up to the first CTF zero\n")
@@ -390,6 +410,12 @@ def main():
           "high; the input's value is the data's own baseline and, where a map exists, the map's projected phases give "
           "the level real particles of that stack share. Not a clarity score by itself.\n")
     print(markdown(alike))
+    print("\n## Apparent particle size: radius of gyration (A) of the phase above its border level, in the models' "
+          "field of view\n")
+    print("The projection of a uniform sphere of radius R has R_g = sqrt(2/5) R = 0.63 R, so a 50S ribosomal "
+          "subunit (EMPIAR-10076, roughly 230 A across) gives about 70 A. Where the stack has a map, its projected "
+          "phase at each particle's pose is the reference. Means over particles.\n")
+    print(markdown(sizes))
     print("\n## Blob indicators on real data (model grid; Wiener output as the reference spectrum)\n")
     print(markdown(blobs))
     print("\n## Speed, particles/s\n")

@@ -143,7 +143,8 @@ def speed(generator: torch.Generator, quick: bool) -> None:
     pool_size = 8 if quick else 32
     with Clock() as clock:
         pool = [random_synthetic_protein(config, generator) for _ in range(pool_size)]
-    print(f"| draw default synthetic models (10 kDa-1 MDa), models/s | {clock.rates(pool_size)} |")
+    print(f"| draw default synthetic models ({config.min_mass_kda:g}-{config.max_mass_kda:g} kDa), models/s | "
+          f"{clock.rates(pool_size)} |")
     mean_atoms = sum(m.num_atoms for m in pool) / pool_size
     per_model = max(64, n // pool_size)
     with Clock() as clock:

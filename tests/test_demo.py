@@ -63,7 +63,7 @@ def test_retrieve_ldm_with_shipped_weights_on_a_small_stack(tmp_path, generator)
                                       "--steps", "5", "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     phases, header_pixel = read_stack(tmp_path / "out" / "phases.mrcs")
-    sd, _ = read_stack(tmp_path / "out" / "phases_sd.mrcs")
+    sd, _ = read_stack(tmp_path / "out" / "uncertainty.mrcs")
     assert phases.shape == (n, box, box) and sd.shape == (n, box, box)
     assert header_pixel == pytest.approx(pixel)
     assert torch.isfinite(phases).all() and bool((sd >= 0).all())

@@ -11,6 +11,8 @@ guidance (DPS, Chung et al. 2023) follows the gradient of the Poisson likelihood
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,13 +44,39 @@ class PipelineOutput:
     Attributes
     ----------
     mean : (B, H, W) radians, the mean over samples.
-    std : (B, H, W) radians, per-pixel standard deviation over samples (None for one sample).
+    std : (B, H, W) radians, the predictive standard deviation of the truth about ``mean`` (see
+        :func:`predictive_sd`; None for one sample).
     samples : (K, B, H, W) radians.
     """
 
     mean: torch.Tensor
     std: torch.Tensor | None
     samples: torch.Tensor
+
+
+def predictive_sd(samples: torch.Tensor) -> torch.Tensor:
+    """Per-pixel standard deviation of the truth about the mean of ``K`` posterior samples.
+
+    If the samples are independent draws from the posterior, ``truth - mean`` has variance
+    ``sigma^2 (1 + 1/K)``: the posterior's own spread plus the Monte Carlo error of a K-sample mean. The
+    unbiased sample variance estimates ``sigma^2``, so this returns ``s * sqrt(1 + 1/K)``. For a Gaussian
+    posterior ``(truth - mean) / predictive_sd`` follows Student's t with ``K - 1`` degrees of freedom, so
+    ``mean +- 1.645 sd`` covers 85.6% at K = 8, 88.0% at K = 16 and 90% as K grows; the plain (1/K) sample
+    sd would cover 81% at K = 8 even for a perfect sampler.
+
+    Parameters
+    ----------
+    samples : torch.Tensor, (K, ...)
+        K >= 2 samples along the first dimension.
+
+    Returns
+    -------
+    torch.Tensor, (...)
+    """
+    k = samples.shape[0]
+    if k < 2:
+        raise ValueError(f"a spread needs at least 2 samples, got {k}")
+    return samples.std(dim=0, correction=1) * math.sqrt(1 + 1 / k)
 
 
 @dataclass
@@ -144,5 +172,5 @@ class LatentPhasePipeline:
             else:
                 zt = scheduler.step(self._denoise(zt, condition, t, features), t, zt).prev_sample
         samples = self.codec.decode(zt).reshape(n_samples, b, *condition_phase.shape[-2:])
-        std = samples.std(dim=0, unbiased=False) if n_samples > 1 else None
+        std = predictive_sd(samples) if n_samples > 1 else None
         return PipelineOutput(mean=samples.mean(dim=0), std=std, samples=samples)

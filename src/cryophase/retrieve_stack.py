@@ -8,7 +8,8 @@ seeded generator, and writes
 * ``DIR/phases.star``: the input metadata, every column and block kept, with ``rlnImageName`` pointing into
   ``phases.mrcs`` (a cryoSPARC ``.cs`` input becomes a RELION 3.1 STAR file with optics groups);
 * ``DIR/retrieve.json``: provenance (version, command line, settings, what was detected about the input);
-* ``DIR/phases_sd.mrcs``: the per-pixel standard deviation, for methods that sample (``ldm``).
+* ``DIR/uncertainty.mrcs``: the per-pixel predictive standard deviation of the phase, for methods that sample
+  (``ldm`` with ``--samples`` K > 1).
 
 Large stacks stream: images are read memory-mapped one batch at a time (the mapping is dropped after every
 chunk), results are written with ``pwrite`` into a full-size partial file, and a journal records each finished
@@ -48,7 +49,9 @@ from cryophase.training.ddp import DistributedContext, any_rank, barrier, init_d
 PHASES_STACK = "phases.mrcs"
 PHASES_STAR = "phases.star"
 PROVENANCE_JSON = "retrieve.json"
-UNCERTAINTY_STACK = "phases_sd.mrcs"
+UNCERTAINTY_STACK = "uncertainty.mrcs"
+#: Its earlier name; `cryophase report` still reads folders written with it.
+LEGACY_UNCERTAINTY_STACK = "phases_sd.mrcs"
 OUTPUT_FILES = (PHASES_STACK, PHASES_STAR, PROVENANCE_JSON, UNCERTAINTY_STACK)
 
 

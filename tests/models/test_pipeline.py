@@ -8,7 +8,7 @@ from cryophase.models.bundle import ModelGrid, load_denoiser, load_vae, save_den
 from cryophase.models.unet import UNet, physics_features
 from cryophase.models.vae import PhaseVAE
 from cryophase.physics.forward import ImagingPhysics
-from cryophase.pipeline import Guidance, LatentPhasePipeline
+from cryophase.pipeline import Guidance, LatentPhasePipeline, predictive_sd
 from models.tiny import tiny_data, tiny_unet_config, tiny_vae_config
 
 
@@ -45,8 +45,32 @@ def test_k_samples_mean_and_std(pipeline_parts):
                                                     generator=torch.Generator().manual_seed(0))
     assert out.samples.shape == (4, 3, 16, 16)
     torch.testing.assert_close(out.mean, out.samples.mean(0))
-    torch.testing.assert_close(out.std, out.samples.std(0, unbiased=False))
+    torch.testing.assert_close(out.std, out.samples.std(0, correction=1) * (1 + 1 / 4) ** 0.5)
     assert (out.std > 0).all()
+
+
+@pytest.mark.parametrize("k", [4, 8])
+def test_predictive_sd_is_the_spread_of_truth_about_the_sample_mean(k):
+    # Truth and K samples drawn i.i.d. from one Gaussian per pixel: a perfect posterior sampler.
+    g = torch.Generator().manual_seed(k)
+    sigma = 0.1 + torch.rand(20_000, generator=g, dtype=torch.float64)
+    truth = sigma * torch.randn(20_000, generator=g, dtype=torch.float64)
+    samples = sigma * torch.randn(k, 20_000, generator=g, dtype=torch.float64)
+    error = truth - samples.mean(0)
+    sd = predictive_sd(samples)
+    # E[sd^2] = Var(truth - mean) = sigma^2 (1 + 1/K), pixel by pixel.
+    ratio = float((error**2 / sigma**2).mean() / (sd**2 / sigma**2).mean())
+    assert abs(ratio - 1) < 0.05
+    # (truth - mean) / sd ~ Student's t with K - 1 dof: |t| < t_{0.95, K-1} 90% of the time
+    # (t_{0.95,3} = 2.353, t_{0.95,7} = 1.895; NIST/SEMATECH e-Handbook, Table 1.3.6.7.2).
+    t95 = {4: 2.353, 8: 1.895}[k]
+    coverage = float((error.abs() <= t95 * sd).double().mean())
+    assert abs(coverage - 0.90) < 0.01
+
+
+def test_predictive_sd_needs_two_samples():
+    with pytest.raises(ValueError, match="at least 2"):
+        predictive_sd(torch.zeros(1, 3))
 
 
 def test_guidance_moves_toward_measurement(pipeline_parts):

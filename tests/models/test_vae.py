@@ -1,8 +1,11 @@
 """The phase VAE: shapes, the two scalings applied once in encode/decode, and that training lowers the loss."""
 
+import math
+
+import pytest
 import torch
 
-from cryophase.models.vae import PhaseVAE, VAEConfig, fit_latent_scale, vae_loss
+from cryophase.models.vae import PhaseVAE, VAEConfig, fit_latent_scale, ring_power_log_ratio, vae_loss
 from models.tiny import blob_phases, tiny_vae_config
 
 
@@ -69,3 +72,14 @@ def test_ring_relative_error_weighs_every_ring_alike():
     # A reconstruction off by the same fraction in every ring scores that fraction squared, whatever the spectrum
     smooth = torch.fft.ifft2(torch.fft.fft2(x) / (1 + index.double())).real.float()
     torch.testing.assert_close(ring_relative_error(0.9 * smooth, smooth), torch.tensor(0.01), rtol=1e-4, atol=1e-6)
+
+
+def test_ring_power_log_ratio_is_zero_for_equal_power_and_log4_squared_for_double_amplitude():
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 16, 16, generator=g, dtype=torch.float64)
+    assert float(ring_power_log_ratio(target, target)) == pytest.approx(0.0, abs=1e-12)
+    # Power is blind to Fourier phases: a shifted copy keeps every ring's power.
+    assert float(ring_power_log_ratio(torch.roll(target, (3, 5), dims=(-2, -1)), target)) == pytest.approx(0.0,
+                                                                                                         abs=1e-12)
+    # (to within the 1e-6 power floor that keeps empty rings finite)
+    assert float(ring_power_log_ratio(2 * target, target)) == pytest.approx(math.log(4) ** 2, rel=1e-5)

@@ -73,7 +73,7 @@ def test_retrieve_is_bit_identical(method, sim, tmp_path):
         extra += ["--option", "n_steps=3", "--option", "samples=2"]
     first, second = twice(tmp_path, "out", ["retrieve", sim / "particles.star", "--method", method, "--out", "OUT",
                                             "--device", "cpu", "--seed", "3", *extra])
-    binary = ["phases.mrcs"] + (["phases_sd.mrcs"] if method == "ldm" else [])
+    binary = ["phases.mrcs"] + (["uncertainty.mrcs"] if method == "ldm" else [])
     assert_same_files(first, second, binary=binary, star=["phases.star"], json_files=["retrieve.json"])
 
 

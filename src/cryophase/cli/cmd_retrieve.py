@@ -52,7 +52,7 @@ def retrieve(
     steps: Optional[int] = typer.Option(None, "--steps", help="ldm: sampler steps (default: the method's)."),
     samples: Optional[int] = typer.Option(None, "--samples",
                                           help="ldm: samples per particle; K > 1 writes their mean to phases.mrcs "
-                                               "and the per-pixel sd to phases_sd.mrcs."),
+                                               "and the per-pixel predictive sd to uncertainty.mrcs."),
     option: Optional[List[str]] = typer.Option(None, "--option",
                                                help="A method setting KEY=VALUE (repeatable), e.g. n_steps=50."),
     overwrite: bool = typer.Option(_DEFAULTS.overwrite, "--overwrite", help="Replace results already in --out."),

@@ -20,6 +20,7 @@ from cryophase.evaluation.metrics import EvaluationConfig, evaluate_phases
 from cryophase.evaluation.report import write_html_report
 from cryophase.io.mrc import MrcStack
 from cryophase.io.outputs import provenance
+from cryophase.retrieve_stack import LEGACY_UNCERTAINTY_STACK, UNCERTAINTY_STACK
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def make_retrieve_report(retrieve_dir: str | Path, out_html: str | Path, *, trut
 
     Parameters
     ----------
-    retrieve_dir : folder with phases.mrcs, phases.star and retrieve.json (and phases_sd.mrcs for ldm).
+    retrieve_dir : folder with phases.mrcs, phases.star and retrieve.json (and uncertainty.mrcs for ldm with K > 1).
     out_html : the report to write.
     truth : optional MRC stack of true phases (radians) in the same order.
     """
@@ -71,8 +72,8 @@ def make_retrieve_report(retrieve_dir: str | Path, out_html: str | Path, *, trut
     phases, pixel = _read_first(folder / "phases.mrcs", config.n_statistics)
     if pixel is None:
         raise CryophaseError(f"{folder / 'phases.mrcs'}: no pixel size in the header")
-    sd_path = folder / "phases_sd.mrcs"
-    sd = _read_first(sd_path, config.n_show)[0] if sd_path.is_file() else None
+    sd_paths = [p for p in (folder / UNCERTAINTY_STACK, folder / LEGACY_UNCERTAINTY_STACK) if p.is_file()]
+    sd = _read_first(sd_paths[0], config.n_show)[0] if sd_paths else None
 
     settings = meta.get("settings", {})
     input_path = Path(meta["input"])

@@ -80,7 +80,7 @@ class SyntheticProteinConfig:
     """How random synthetic proteins are drawn."""
 
     min_mass_kda: float = 10.0  # total mass (all subunits), drawn log-uniformly between the two bounds
-    max_mass_kda: float = 1000.0
+    max_mass_kda: float = 4000.0  # up to ribosomes (2.5-4.3 MDa): real single-particle targets, not only small ones
     oligomer_probability: float = 0.3  # fraction of models that are symmetric homo-oligomers
     dihedral_probability: float = 0.3  # among oligomers, fraction with Dn (else Cn) symmetry
     max_cyclic_order: int = 7  # Cn with n drawn uniformly in 2..max_cyclic_order

@@ -15,6 +15,7 @@ import torch
 from cryophase.errors import CryophaseError
 from cryophase.physics.forward import ImagingPhysics
 from cryophase.retrieval.base import get_method
+from cryophase.retrieval.model_grid import with_measured_dose
 
 
 @dataclass
@@ -138,7 +139,14 @@ class SimulatedData:
 
 
 class Conditioner:
-    """Runs the conditioning iterative method (the preset's ``condition_method``) on a batch's counts."""
+    """Runs the conditioning iterative method (the preset's ``condition_method``) on a batch's counts.
+
+    The dose it is given is the one measured from each image's counts (:func:`with_measured_dose`), as at
+    inference, so the networks train on the conditions they will see whatever the metadata says.
+    """
+
+    #: Which dose the method is given; part of the condition cache's key.
+    dose = "measured from the counts"
 
     def __init__(self, method: str):
         self.method_name = method
@@ -149,7 +157,8 @@ class Conditioner:
         """Iterative phase estimate ``(n, H, W)`` radians (the precomputed one when the batch carries it)."""
         if batch.condition is not None and batch.condition_method == self.method_name:
             return batch.condition
-        return self.method.reconstruct(batch.counts, batch.physics, generator=generator).phase.to(batch.phase)
+        physics = with_measured_dose(batch.counts, batch.physics)
+        return self.method.reconstruct(batch.counts, physics, generator=generator).phase.to(batch.phase)
 
 
 def fit_phase_scale_rad(data: TrainingData, n: int, seed: int, device: torch.device | str = "cpu") -> float:
@@ -162,8 +171,8 @@ def _condition_cache(data: TensorData, conditioner: Conditioner, seed: int) -> t
     folder = getattr(data, "source_folder", None)
     if folder is None:
         return None
-    key = {"method": conditioner.method_name, "options": repr(conditioner.method), "seed": seed,
-           "n_particles": len(data)}
+    key = {"method": conditioner.method_name, "options": repr(conditioner.method), "dose": conditioner.dose,
+           "seed": seed, "n_particles": len(data)}
     return Path(folder) / f"condition_{conditioner.method_name}.mrcs", key
 
 

@@ -47,7 +47,8 @@ def build_task(kind: str, preset: Preset, data: TrainingData, weights_folder: Pa
     if kind == "vae":
         config = copy.deepcopy(preset.vae)
         config.phase_scale_rad = fit_phase_scale_rad(data, PHASE_SCALE_PARTICLES, seed)
-        return VAETask(initialise(PhaseVAE(config), init), preset.kl_weight, grid, preset.vae_spectral_weight)
+        return VAETask(initialise(PhaseVAE(config), init), preset.kl_weight, grid, preset.vae_spectral_weight,
+                       preset.vae_power_weight)
     if kind == "ldm":
         source = Path(vae_folder) if vae_folder is not None else Path(weights_folder)
         if not (source / f"{VAE_NAME}.json").is_file():

@@ -21,7 +21,7 @@ from cryophase.models.conditioning import ConditioningConfig, condition_channels
 from cryophase.models.pixel import PixelCodec
 from cryophase.models.regression import PhaseRegressor
 from cryophase.models.unet import UNet, physics_features
-from cryophase.models.vae import PhaseVAE, fit_latent_scale, ring_relative_error, vae_loss
+from cryophase.models.vae import PhaseVAE, fit_latent_scale, ring_power_log_ratio, ring_relative_error, vae_loss
 from cryophase.pipeline import LatentPhasePipeline, PhaseCodec
 from cryophase.training.data import Conditioner, TensorData, TrainingBatch
 
@@ -31,14 +31,16 @@ class VAETask:
 
     kind = "vae"
 
-    def __init__(self, vae: PhaseVAE, kl_weight: float, grid: ModelGrid, spectral_weight: float = 0.0):
-        self.model, self.kl_weight, self.grid, self.spectral_weight = vae, kl_weight, grid, spectral_weight
+    def __init__(self, vae: PhaseVAE, kl_weight: float, grid: ModelGrid, spectral_weight: float = 0.0,
+                 power_weight: float = 0.0):
+        self.model, self.kl_weight, self.grid = vae, kl_weight, grid
+        self.spectral_weight, self.power_weight = spectral_weight, power_weight
 
     def prepare(self, batch: TrainingBatch, generator: torch.Generator) -> dict:
         return {"x": batch.phase / self.model.config.phase_scale_rad, "phase": batch.phase}
 
     def loss(self, net: nn.Module, prepared: dict, generator: torch.Generator) -> torch.Tensor:
-        return vae_loss(net, prepared["x"], self.kl_weight, generator, self.spectral_weight)
+        return vae_loss(net, prepared["x"], self.kl_weight, generator, self.spectral_weight, self.power_weight)
 
     @torch.no_grad()
     def validate(self, model: PhaseVAE, prepared: dict, generator: torch.Generator) -> dict[str, float]:
@@ -46,7 +48,8 @@ class VAETask:
         recon = model.decoder(mean)[:, 0] * model.config.phase_scale_rad
         return {"rmse_rad": float((recon - prepared["phase"]).pow(2).mean().sqrt()),
                 "ncc": float(normalised_cross_correlation(recon, prepared["phase"]).mean()),
-                "ring_relative_error": float(ring_relative_error(recon, prepared["phase"]))}
+                "ring_relative_error": float(ring_relative_error(recon, prepared["phase"])),
+                "ring_power_log_ratio": float(ring_power_log_ratio(recon, prepared["phase"]))}
 
     def export(self, model: PhaseVAE, folder: Path, prepared: dict) -> None:
         model.config.latent_scale = fit_latent_scale(model, prepared["phase"])
