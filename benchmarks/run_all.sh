@@ -19,11 +19,12 @@ declare -A CMD=(
   [averaging]="python benchmarks/ldm_averaging.py --threads 1"
   [ldm-options]="python benchmarks/ldm_options.py --threads 1"
   [real]="python benchmarks/real_stacks.py --out docs/figures --threads 1"
+  [size-bias]="python benchmarks/size_bias.py --threads 1"
   [sensitivity]="python benchmarks/sensitivity.py --threads 1"
   [speed]="python benchmarks/speed.py --threads 1"
   [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default3 --threads 1"
 )
-ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm averaging ldm-options real sensitivity speed cost)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm averaging ldm-options real size-bias sensitivity speed cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")

@@ -1,7 +1,7 @@
 """Named training presets: model sizes, grid and optimisation budget for each model.
 
 ``default``: 64 x 64 particles at 3.5 A/px, a 16 x 16 x 4 latent, sized to train VAE + denoiser + regression peer
-in 59 minutes on two CPU cores (one model per core; see the budgets below). ``paper``: 256 x 256 -> 64 x 64 latent as in the paper, for GPUs.
+in about an hour on two CPU cores (one model per core; see the budgets below). ``paper``: 256 x 256 -> 64 x 64 latent as in the paper, for GPUs.
 Both train on the simulator's default ranges (200 and 300 kV, defocus 0.5-3 um, dose 10-80 e/A^2).
 """
 
@@ -81,13 +81,14 @@ def default_preset() -> Preset:
         # The VAE's loss adds the per-ring relative error: after 12 min on 1 thread, held-out reconstruction NCC
         # 0.985 (0.966 without) and the power ratio within 0.8-1.25 out to 1/9.7 A^-1 (1/15 A^-1 without).
         vae_spectral_weight=1.0,
-        # Budgets of the shipped weights, one thread per model on 2 cores, 59 min of wall in all. Core A: the VAE
-        # (12 min), then ldm, which first encodes the data set once (about 8 min), then 33 min of steps. Core B:
-        # the `ml` conditions of the data set (6 min, shared), then the regression peer for 53 min: the same CPU
-        # time as the latent model's VAE, encoding and steps together (same data, same CPU budget).
-        vae_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=12.0, ema_decay=0.995),
-        ldm_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=33.0, ema_decay=0.999),
-        regression_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=53.0, ema_decay=0.995),
+        # Budgets of the shipped weights (session 4), one thread per model on 2 cores, about 64 min of wall in all.
+        # Core A: the VAE (24 min: at 12 min on this machine's slower cores it had 549 steps and lost the power
+        # beyond 1/11 A^-1), then ldm, which first encodes the data set once (13 min), then 26 min of steps.
+        # Core B: the `ml` conditions of the data set (8 min, shared), then the regression peer for 63 min: the
+        # same CPU time as the latent model's VAE, encoding and steps together (same data, same CPU budget).
+        vae_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=24.0, ema_decay=0.995),
+        ldm_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=26.0, ema_decay=0.999),
+        regression_loop=LoopConfig(batch_size=32, learning_rate=1e-3, max_minutes=63.0, ema_decay=0.995),
         pixel_loop=LoopConfig(batch_size=64, learning_rate=5e-4, max_minutes=20.0, ema_decay=0.999),
         # The condition is the iterative phase retrieval whose result carries most information about the truth.
         # Measured on 96 simulated particles of the training distribution (ice, k3, contrast factor 0.4-1,
