@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate docs/benchmarks.md: every table there is the output of the command printed above it.
+# peers needs runs/session3_weights: git show aba7f00:src/cryophase/weights/default/regression.{json,safetensors}
 # Usage: bash benchmarks/run_all.sh [SECTION ...]   (sections: the keys of CMD below, run in ORDER). With no
 # section, all run (about two hours on 2 CPU cores; streaming writes a 16 GB stack). Each section's
 # output is kept in docs/benchmarks/<section>.md and docs/benchmarks.md is assembled from those files.
@@ -16,6 +17,7 @@ declare -A CMD=(
   [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 50000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
   [streaming-ldm-100k]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 100000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm100k"
   [ldm]="python benchmarks/ldm.py $HELDOUT --pixel-weights src/cryophase/weights/default --threads 1"
+  [peers]="python benchmarks/peers.py --peer session3=runs/session3_weights --threads 1"
   [averaging]="python benchmarks/ldm_averaging.py --threads 1"
   [ldm-options]="python benchmarks/ldm_options.py --threads 1"
   [real]="python benchmarks/real_stacks.py --out docs/figures --threads 1"
@@ -24,7 +26,7 @@ declare -A CMD=(
   [speed]="python benchmarks/speed.py --threads 1"
   [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default3 --threads 1"
 )
-ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm averaging ldm-options real size-bias sensitivity speed cost)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm peers averaging ldm-options real size-bias sensitivity speed cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")

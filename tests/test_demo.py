@@ -68,3 +68,10 @@ def test_retrieve_ldm_with_shipped_weights_on_a_small_stack(tmp_path, generator)
     assert header_pixel == pytest.approx(pixel)
     assert torch.isfinite(phases).all() and bool((sd >= 0).all())
     assert np.isfinite(phases.numpy()).all()
+    assert "ONE posterior sample" not in result.output  # K = 2: the mean, no one-sample note
+    single = CliRunner().invoke(app, ["retrieve", str(tmp_path / "p.star"), "--method", "ldm", "--steps", "2",
+                                      "--out", str(tmp_path / "one"), "--device", "cpu"])
+    assert single.exit_code == 0, single.output
+    assert not (tmp_path / "one" / "uncertainty.mrcs").exists()
+    notes = json.loads((tmp_path / "one" / "retrieve.json").read_text())["notes"]
+    assert any("ONE posterior sample" in note and "--samples" in note for note in notes)
