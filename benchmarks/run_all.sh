@@ -24,9 +24,10 @@ declare -A CMD=(
   [size-bias]="python benchmarks/size_bias.py --threads 1"
   [sensitivity]="python benchmarks/sensitivity.py --threads 1"
   [speed]="python benchmarks/speed.py --threads 1"
+  [speed-2threads]="python benchmarks/speed.py --threads 2 --sizes 64 --batch 64 --repeats 2 --stages ldm regression ml wiener"
   [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default3 --threads 1"
 )
-ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm peers averaging ldm-options real size-bias sensitivity speed cost)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm peers averaging ldm-options real size-bias sensitivity speed speed-2threads cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")
