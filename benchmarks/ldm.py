@@ -27,6 +27,7 @@ dose (docs/model-card.md). ``uncertainty`` is the predictive sd (sample sd times
 
     python benchmarks/ldm.py [--weights runs/default/weights] [--n 32] [--samples 32] [--steps 20] [--threads 2]
         [--out docs/figures] [--skip-ideal] [--skip-speed] [--averaging] [--pixel-weights ../runs/pixel/weights]
+        [--contrast-factor 0.3,0.6]
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import (CLASSICAL_METHODS, HELDOUT_STRUCTURES, add_common_arguments, calibration, centred_blob,
-                     evaluation_config,
-                     markdown, mean_frc_resolutions, particle_support, power_ratio_per_band, start)
+from _common import (CLASSICAL_METHODS, HELDOUT_STRUCTURES, TRAINING_CONTRAST_FACTOR_RANGE, add_common_arguments,
+                     calibration, centred_blob, evaluation_config, markdown, mean_frc_resolutions, particle_support,
+                     power_ratio_per_band, start)
 from cryophase.evaluation.figures import Panel, curves_plot, particle_grid
 from cryophase.evaluation.metrics import normalised_cross_correlation
 from cryophase.models.conditioning import condition_channels
@@ -75,7 +76,7 @@ def build_methods(args) -> dict:
 
 def run_dose(methods: dict, specimens, dose: float, args, *, ideal: bool) -> dict:
     """Simulate one dose and run every method; returns truth, results and timings."""
-    config = evaluation_config(dose_e_per_a2=dose, ideal=ideal)
+    config = evaluation_config(dose_e_per_a2=dose, ideal=ideal, contrast_factor_range=args.contrast_factor)
     batch = simulate_batch(specimens, config, args.n, torch.Generator().manual_seed(args.seed + int(dose)))
     results, seconds = {}, {}
     for name, method in methods.items():
@@ -236,6 +237,11 @@ def figures(runs: list[dict], curves_by_dose: dict, out: str) -> list[str]:
     return paths
 
 
+def _range(text: str) -> tuple[float, float]:
+    lo, hi = (float(v) for v in text.split(","))
+    return lo, hi
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser, n_default=32, out_default="docs/figures")
@@ -247,6 +253,9 @@ def main():
     parser.add_argument("--skip-ideal", action="store_true", help="skip the vacuum / ideal-detector table")
     parser.add_argument("--averaging", action="store_true", help="run benchmarks/ldm_averaging.py for criterion 5")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--contrast-factor", type=_range, default=TRAINING_CONTRAST_FACTOR_RANGE, metavar="LO,HI",
+                        help="imaged-contrast factor range of the simulated particles (default 0.4,1.0; "
+                             "0.3,0.6 is the level benchmarks/realism.py matched to the real stacks)")
     parser.add_argument("--pixel-weights", default=None,
                         help="weights of the pixel-space peer (`cryophase train pixel`); adds its rows when given")
     args = parser.parse_args()
@@ -265,7 +274,8 @@ def main():
         curves_by_dose[run["dose"]] = curves
     calib = [calibration_row(run) for run in runs]
     efficiency = dose_efficiency_rows(quality, args.classical)
-    print("## Quality (ice, k3 detector, contrast factor 0.4-1.0; FRC of the mean curve)\n")
+    lo, hi = args.contrast_factor
+    print(f"## Quality (ice, k3 detector, contrast factor {lo:g}-{hi:g}; FRC of the mean curve)\n")
     print(markdown(quality))
     print("\n## Power-spectrum ratio prediction / truth per ring, 0 < k <= 1/8 A^-1\n")
     print(markdown(power))
