@@ -17,6 +17,7 @@ declare -A CMD=(
   [streaming-ldm]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 10000 50000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm"
   [streaming-ldm-100k]="python benchmarks/streaming.py --method ldm --option n_steps=1 --sizes 100000 --clean --threads 1 --workdir /tmp/cryophase-streaming-ldm100k"
   [ldm]="python benchmarks/ldm.py $HELDOUT --pixel-weights src/cryophase/weights/default --threads 1"
+  [ldm-low-contrast]="python benchmarks/ldm.py $HELDOUT --contrast-factor 0.3,0.6 --skip-ideal --skip-speed --classical wiener ml --out /tmp/cryophase-low-contrast --threads 1"
   [peers]="python benchmarks/peers.py --peer session3=runs/session3_weights --threads 1"
   [averaging]="python benchmarks/ldm_averaging.py --threads 1"
   [ldm-options]="python benchmarks/ldm_options.py --threads 1"
@@ -27,7 +28,7 @@ declare -A CMD=(
   [speed-2threads]="python benchmarks/speed.py --threads 2 --sizes 64 --batch 64 --repeats 2 --stages ldm regression ml wiener"
   [cost]="python benchmarks/cost.py --pixel-weights ../runs/pixel_weights_final --pixel-run ../runs/pixel --latent-run ../runs/default3 --threads 1"
 )
-ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm peers averaging ldm-options real size-bias sensitivity speed speed-2threads cost)
+ORDER=(specimens simulate realism retrieval streaming streaming-ldm streaming-ldm-100k ldm ldm-low-contrast peers averaging ldm-options real size-bias sensitivity speed speed-2threads cost)
 sections=("$@")
 if [ "${1:-}" = "--assemble" ]; then sections=(); fi   # only rebuild docs/benchmarks.md from the sections
 [ ${#sections[@]} -eq 0 ] && [ "${1:-}" != "--assemble" ] && sections=("${ORDER[@]}")
