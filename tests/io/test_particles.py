@@ -15,7 +15,7 @@ from cryophase.io.particles import (
     sample_rows,
     to_counts,
 )
-from cryophase.io.star import ParticleImages
+from cryophase.io.star import ParticleImages, StarError
 from cryophase.physics import ImagingPhysics, Optics, sample_counts
 from cryophase.physics.forward import dose_from_counts
 
@@ -117,3 +117,16 @@ def test_real_stacks_are_detected_as_normalised_with_their_contrast(shared_data,
         convention = inspect_images(images.read(slice(None)), table.optics_for())
     assert convention.normalised
     assert convention.inverted == inverted and convention.inverted_source == "detected"
+
+
+def test_missing_stack_error_names_the_stack_the_places_and_the_remedy(shared_data):
+    # SOURCES.md: trpv1_small_stack.star names './batch_0_restacked.mrc', which is not shipped; its images are in
+    # trpv1_small_stack.mrcs beside it.
+    star = shared_data / "real_particles" / "trpv1" / "trpv1_small_stack.star"
+    with pytest.raises(StarError) as error:
+        ParticleImages(read_particle_table(star))
+    message = str(error.value)
+    assert "batch_0_restacked.mrc" in message and str(star.parent.resolve()) in message and "--stack" in message
+    table = read_particle_table(star, stack=star.with_suffix(".mrcs"))
+    with ParticleImages(table) as images:
+        assert images.read(slice(0, 2)).shape == (2, 48, 48)

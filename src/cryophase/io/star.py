@@ -188,8 +188,9 @@ class ParticleTable:
         for c in candidates:
             if c.exists():
                 return c
-        raise StarError(f"{self.star_path}: particle stack {stack!r} not found (looked next to the STAR file"
-                        + (f" and in {self.project_root}" if self.project_root else "") + ")")
+        places = ", ".join(dict.fromkeys(str(c.parent.resolve()) for c in candidates))
+        raise StarError(f"{self.star_path}: particle stack {stack!r} not found (looked in {places}); if the images "
+                        "are in another file, name it (`cryophase retrieve --stack PATH`)")
 
 
 def _pixel_size_column(df: pd.DataFrame, where: str) -> pd.Series | None:
