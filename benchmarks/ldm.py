@@ -42,6 +42,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from _common import (CLASSICAL_METHODS, HELDOUT_STRUCTURES, TRAINING_CONTRAST_FACTOR_RANGE, add_common_arguments,
                      calibration, centred_blob, evaluation_config, markdown, mean_frc_resolutions, particle_support,
                      power_ratio_per_band, start)
+from cryophase.cli.cmd_simulate import parse_range
+from cryophase.errors import CryophaseError
 from cryophase.evaluation.figures import Panel, curves_plot, particle_grid
 from cryophase.evaluation.metrics import normalised_cross_correlation
 from cryophase.models.conditioning import condition_channels
@@ -237,9 +239,11 @@ def figures(runs: list[dict], curves_by_dose: dict, out: str) -> list[str]:
     return paths
 
 
-def _range(text: str) -> tuple[float, float]:
-    lo, hi = (float(v) for v in text.split(","))
-    return lo, hi
+def _contrast_factor_range(text: str) -> tuple[float, float]:
+    try:
+        return parse_range(text, "--contrast-factor", TRAINING_CONTRAST_FACTOR_RANGE)
+    except CryophaseError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main():
@@ -253,7 +257,8 @@ def main():
     parser.add_argument("--skip-ideal", action="store_true", help="skip the vacuum / ideal-detector table")
     parser.add_argument("--averaging", action="store_true", help="run benchmarks/ldm_averaging.py for criterion 5")
     parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--contrast-factor", type=_range, default=TRAINING_CONTRAST_FACTOR_RANGE, metavar="LO,HI",
+    parser.add_argument("--contrast-factor", type=_contrast_factor_range, default=TRAINING_CONTRAST_FACTOR_RANGE,
+                        metavar="LO,HI",
                         help="imaged-contrast factor range of the simulated particles (default 0.4,1.0; "
                              "0.3,0.6 is the level benchmarks/realism.py matched to the real stacks)")
     parser.add_argument("--pixel-weights", default=None,

@@ -67,10 +67,10 @@ def main():
     print(markdown(rows))
 
     table = read_particle_table(REAL_STACK)
-    images = ParticleImages(table)
-    convention = inspect_stack(images, table)
-    picked = sample_rows(len(images), args.n)
-    raw = images.read(picked).float()
+    with ParticleImages(table) as images:
+        convention = inspect_stack(images, table)
+        picked = sample_rows(len(images), args.n)
+        raw = images.read(picked).float()
     optics = table.optics_for(picked, dtype=torch.float32)
     pixel = float(optics.pixel_size_angstrom[0])
     field = int(round(grid.image_size * grid.pixel_size_angstrom / pixel))

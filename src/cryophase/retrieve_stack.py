@@ -392,9 +392,9 @@ def _retrieve(particles_path: Path, out_dir: Path, method: str, config: Retrieve
         if getattr(reconstructor, "grid", None) is not None:  # a learned model works on its own grid
             notes.extend(model_grid_notes((h, w), pixel_size, reconstructor.grid))
         if getattr(reconstructor, "samples", None) == 1:  # a sampler asked for one sample
-            notes.append(f"{method} writes ONE posterior sample per particle: on held-out simulations it scores "
-                         "below the mean of many samples (NCC 0.69 against 0.84 at 30 e/A^2; docs/model-card.md); "
-                         "pass --samples 16 or more for the posterior mean and its uncertainty.mrcs")
+            notes.append(f"{method} writes ONE posterior sample per particle: with the shipped weights one sample "
+                         "scores well below the mean of many on held-out simulations (docs/model-card.md); pass "
+                         "--samples 16 or more for the posterior mean and its uncertainty.mrcs")
         settings = run_settings(particles_path, method, method_options, config, convention, n, (h, w))
         chunk_size = -(-config.chunk_size // config.batch_size) * config.batch_size
         chunks = chunk_ranges(n, chunk_size)
